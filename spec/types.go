@@ -1,0 +1,192 @@
+// Package spec is mirrorctl's input: a k3s/RKE2 registries.yaml (mirrors:
+// and configs:) plus optional extensions, loaded strictly so that every
+// mistake is reported with its file, line and column.
+package spec
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/mirrorctl/mirrorctl/credentials"
+)
+
+// Pos is a place in a spec file, for error and warning messages.
+type Pos struct {
+	File   string
+	Line   int
+	Column int
+}
+
+func (p Pos) String() string {
+	if p.File == "" {
+		return ""
+	}
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
+}
+
+// Spec is the whole, merged and validated input. Registry names are the keys
+// of registries.yaml: "docker.io", "registry.example.com:5000" or "*".
+type Spec struct {
+	// Mirrors maps a registry name to its mirror endpoints (k3s `mirrors:`).
+	Mirrors map[string]*Mirror
+	// Configs maps a host (a registry or a mirror endpoint host[:port], or
+	// "*") to its credentials and TLS settings (k3s `configs:`).
+	Configs map[string]*Config
+	Engines Engines
+	Backups Backups
+	// Files lists the files the spec was read from, main file first.
+	Files []string
+}
+
+// Mirror is one registry's entry under `mirrors:`.
+type Mirror struct {
+	Pos Pos
+	// Endpoints are the mirror URLs as written (k3s `endpoint:`), in order.
+	Endpoints []string
+	// Rewrites are k3s repository rewrites (regex -> replacement).
+	Rewrites map[string]string
+	// Capabilities for every mirror endpoint of this registry; nil means
+	// the default ["pull", "resolve"]. Extension.
+	Capabilities []string
+	// UpstreamFallback says whether the registry itself is tried after its
+	// mirrors. Nil means true (the k3s and containerd default). Extension.
+	UpstreamFallback *bool
+	// DialTimeout per endpoint; zero means the engine default. Extension.
+	DialTimeout time.Duration
+}
+
+// TriesUpstream reports whether the upstream registry is the last resort.
+func (m *Mirror) TriesUpstream() bool { return m.UpstreamFallback == nil || *m.UpstreamFallback }
+
+// EffectiveCapabilities returns Capabilities or the default.
+func (m *Mirror) EffectiveCapabilities() []string {
+	if m.Capabilities == nil {
+		return []string{"pull", "resolve"}
+	}
+	return m.Capabilities
+}
+
+// Config is one host's entry under `configs:`.
+type Config struct {
+	Pos  Pos
+	Auth *Auth
+	TLS  *TLS
+}
+
+// Auth holds resolved credentials. Exactly one form is set: Username with
+// Password, Auth (base64 "user:pass"), or IdentityToken.
+type Auth struct {
+	Pos      Pos
+	Username string
+	Password credentials.Secret
+	// Auth is base64("user:password") as written in the spec; when the spec
+	// gave Username/Password this is empty (use Basic).
+	Auth          credentials.Secret
+	IdentityToken credentials.Secret
+}
+
+// Basic returns base64("user:password") without a newline, from whichever
+// form the spec used, or a zero Secret for an identity token.
+func (a *Auth) Basic() credentials.Secret {
+	if !a.Auth.IsZero() {
+		return a.Auth
+	}
+	if a.Username == "" && a.Password.IsZero() {
+		return credentials.Secret{}
+	}
+	return credentials.BasicAuth(a.Username, a.Password)
+}
+
+// TLS is k3s's tls block. The files are read when the spec is loaded (from
+// mirrorctl's own filesystem, relative to the spec file), and the engines
+// write copies where each engine looks for them.
+type TLS struct {
+	Pos                Pos
+	CAFile             string
+	CertFile           string
+	KeyFile            string
+	InsecureSkipVerify bool
+	// CA, Cert and Key are the contents of the files above.
+	CA   []byte
+	Cert []byte
+	Key  credentials.Secret
+}
+
+// Toggle is an engine's `enabled:` value.
+type Toggle string
+
+const (
+	Auto Toggle = "auto" // manage the engine when it is detected (the default)
+	On   Toggle = "true" // manage it even when it is not detected
+	Off  Toggle = "false"
+)
+
+// Engines is the `engines:` extension. Empty fields take the defaults listed
+// in each engine's doc comment in package engines.
+type Engines struct {
+	Containerd Containerd
+	Docker     Docker
+	K3s        K3s
+	Crictl     Crictl
+}
+
+// Containerd settings.
+type Containerd struct {
+	Enabled Toggle
+	// Config is config.toml; CertsDir is the single config_path directory.
+	Config   string
+	CertsDir string
+	Unit     string
+	Socket   string
+	Binary   string
+	// Schema forces the config.toml version (2 or 3); 0 detects it.
+	Schema int
+	// Credentials says where registry credentials go: "config" (config.toml
+	// registry.configs.<host>.auth, the default) or "header" (a Basic
+	// Authorization header in hosts.toml; live, no restart).
+	Credentials string
+}
+
+// Docker settings.
+type Docker struct {
+	Enabled    Toggle
+	DaemonJSON string
+	CertsDir   string
+	Unit       string
+	Socket     string
+	Binary     string
+	// AuthUsers are the users whose ~/.docker/config.json receives `auths`
+	// for registries with credentials.
+	AuthUsers []string
+}
+
+// K3s settings; the engine serves both k3s and RKE2.
+type K3s struct {
+	Enabled Toggle
+	// Distribution is "k3s" or "rke2"; empty detects it.
+	Distribution string
+	// Registries is the registries.yaml path; empty follows Distribution.
+	Registries string
+	// Unit is the unit to restart; empty picks the active one of k3s,
+	// k3s-agent, rke2-server, rke2-agent.
+	Unit string
+}
+
+// Crictl settings.
+type Crictl struct {
+	Enabled Toggle
+	Config  string
+	// Endpoint overrides the detected CRI socket, e.g. "unix:///run/containerd/containerd.sock".
+	Endpoint string
+	// Timeout in whole seconds; 0 leaves the key as it is.
+	Timeout int
+}
+
+// Backups is the `backups:` extension.
+type Backups struct {
+	// Keep is how many backup sets to retain; 0 means the default (10).
+	Keep int
+}
