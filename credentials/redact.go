@@ -1,0 +1,63 @@
+package credentials
+
+import (
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// A Redactor removes known secret values from text before it is shown:
+// plans, diffs, logs and error messages all pass through one.
+type Redactor struct {
+	values []string // longest first, so a secret containing another is masked whole
+}
+
+// NewRedactor returns a Redactor for the given secret values. Values shorter
+// than 3 bytes are ignored: masking every "a" would only garble output, and
+// such a password is not worth hiding from a diff.
+func NewRedactor(values ...string) *Redactor {
+	seen := map[string]bool{}
+	r := &Redactor{}
+	for _, v := range values {
+		if len(v) < 3 || seen[v] {
+			continue
+		}
+		seen[v] = true
+		r.values = append(r.values, v)
+	}
+	sort.SliceStable(r.values, func(i, j int) bool { return len(r.values[i]) > len(r.values[j]) })
+	return r
+}
+
+// String masks every known secret value in s.
+func (r *Redactor) String(s string) string {
+	if r == nil {
+		return s
+	}
+	for _, v := range r.values {
+		s = strings.ReplaceAll(s, v, Redacted)
+	}
+	return s
+}
+
+// credentialLine matches a line that assigns a credential in the formats the
+// engines use: TOML (auth = "…"), YAML (password: …), JSON ("auth": "…") and
+// HTTP headers (Authorization = "Basic …").
+var credentialLine = regexp.MustCompile(`(?i)^(\s*"?(?:auth|password|identitytoken|identity_token|token|authorization|registrytoken)"?\s*[:=]\s*)(.+?)(,?\s*)$`)
+
+// Lines masks the value of every credential-looking assignment in text, a
+// line at a time. It covers secrets the spec no longer knows, such as an old
+// password in a file about to be rewritten.
+func (r *Redactor) Lines(text string) string {
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		if m := credentialLine.FindStringSubmatchIndex(l); m != nil {
+			value := l[m[4]:m[5]]
+			if strings.TrimSpace(strings.Trim(value, `"'`)) == "" || strings.HasPrefix(strings.TrimSpace(value), "{") {
+				continue // empty values and the opening of a nested object hold nothing secret
+			}
+			lines[i] = l[:m[4]] + `"` + Redacted + `"` + l[m[6]:m[7]]
+		}
+	}
+	return r.String(strings.Join(lines, "\n"))
+}

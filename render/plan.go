@@ -1,0 +1,110 @@
+package render
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Op is what a Change does to its file.
+type Op string
+
+const (
+	Keep   Op = "keep"   // the file already has the desired content
+	Create Op = "create" // the file does not exist yet
+	Update Op = "update" // the file exists with other content
+	Delete Op = "delete" // the file exists and is no longer wanted
+)
+
+// A Change is one File compared with the disk.
+type Change struct {
+	File File
+	Op   Op
+	// Old is the current content (nil when the file does not exist).
+	Old []byte
+	// OldMode is the current permission bits, when the file exists.
+	OldMode fs.FileMode
+}
+
+// Changed reports whether applying c writes or removes anything.
+func (c Change) Changed() bool { return c.Op != Keep }
+
+// HostPath joins root and an absolute host path.
+func HostPath(root, hostPath string) string {
+	return filepath.Join(root, filepath.FromSlash(hostPath))
+}
+
+// Plan compares the desired files with the disk under root. It reads, never
+// writes. A path that exists but is not a regular file is an error: mirrorctl
+// never replaces a directory, a device or a socket with a file.
+func Plan(root string, files []File) ([]Change, error) {
+	changes := make([]Change, 0, len(files))
+	for _, f := range files {
+		c, err := planFile(root, f)
+		if err != nil {
+			return nil, err
+		}
+		changes = append(changes, c)
+	}
+	return changes, nil
+}
+
+func planFile(root string, f File) (Change, error) {
+	p := HostPath(root, f.Path)
+	c := Change{File: f}
+	fi, err := os.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		c.Op = Create
+		if f.Remove {
+			c.Op = Keep
+		}
+		return c, nil
+	case err != nil:
+		return c, fmt.Errorf("reading %s: %w", f.Path, err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		// Follow a symlink to a regular file (a common way to keep
+		// daemon.json on another volume); anything else is refused below.
+		if fi, err = os.Stat(p); err != nil {
+			return c, fmt.Errorf("reading %s: %w", f.Path, err)
+		}
+	}
+	if !fi.Mode().IsRegular() {
+		return c, fmt.Errorf("%s exists and is not a regular file (%s); move it away or point the spec elsewhere", f.Path, fi.Mode().Type())
+	}
+	old, err := os.ReadFile(p)
+	if err != nil {
+		return c, fmt.Errorf("reading %s: %w", f.Path, err)
+	}
+	c.Old, c.OldMode = old, fi.Mode().Perm()
+	switch {
+	case f.Remove:
+		c.Op = Delete
+	case !bytes.Equal(old, f.Data):
+		c.Op = Update
+	case f.Secret && c.OldMode&0o077 != 0:
+		// Same bytes but readable by others: rewrite to fix the mode.
+		c.Op = Update
+	default:
+		c.Op = Keep
+	}
+	return c, nil
+}
+
+// WantMode is the permission the file will have after Apply: 0600 for
+// secrets, the existing mode for existing files, else File.Mode (0644 if unset).
+func (c Change) WantMode() fs.FileMode {
+	switch {
+	case c.File.Secret:
+		return 0o600
+	case c.Old != nil:
+		return c.OldMode
+	case c.File.Mode != 0:
+		return c.File.Mode
+	}
+	return 0o644
+}
