@@ -1,0 +1,124 @@
+package systemd_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mirrorctl/mirrorctl/systemd"
+	"github.com/mirrorctl/mirrorctl/systemd/systemdtest"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+type call = systemdtest.Call
+
+func TestRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		rec     *systemdtest.Recorder
+		want    []call
+		wantErr string
+	}{{
+		name: "running_unit_restarts_once",
+		rec:  &systemdtest.Recorder{},
+		want: []call{{"try-restart", "containerd.service"}},
+	}, {
+		name: "stopped_unit_is_left_alone",
+		rec: &systemdtest.Recorder{States: map[string]systemd.UnitState{
+			"containerd.service": {LoadState: "loaded", ActiveState: "inactive", Result: "success"}}},
+		want: nil,
+	}, {
+		name: "failing_job_is_an_error",
+		rec: &systemdtest.Recorder{
+			Results: map[string][]string{"containerd.service": {"failed"}},
+			States: map[string]systemd.UnitState{
+				"containerd.service": {LoadState: "loaded", ActiveState: "active", Result: "exit-code"}},
+		},
+		want:    []call{{"try-restart", "containerd.service"}},
+		wantErr: "restarting containerd.service: job failed (unit active, result exit-code)",
+	}, {
+		name: "start_limit_hit_resets_and_retries_once",
+		rec: &systemdtest.Recorder{
+			Results: map[string][]string{"containerd.service": {"failed"}},
+			States: map[string]systemd.UnitState{
+				"containerd.service": {LoadState: "loaded", ActiveState: "failed", Result: "start-limit-hit"}},
+		},
+		want: []call{{"try-restart", "containerd.service"}, {"reset-failed", "containerd.service"}, {"try-restart", "containerd.service"}},
+	}, {
+		name: "start_limit_hit_twice_gives_up",
+		rec: &systemdtest.Recorder{
+			Results: map[string][]string{"containerd.service": {"failed", "failed"}},
+			States: map[string]systemd.UnitState{
+				"containerd.service": {LoadState: "loaded", ActiveState: "failed", Result: "start-limit-hit"}},
+			OnJob: nil,
+		},
+		want:    []call{{"try-restart", "containerd.service"}, {"reset-failed", "containerd.service"}, {"try-restart", "containerd.service"}},
+		wantErr: "job failed",
+	}, {
+		name:    "dbus_error_is_reported",
+		rec:     &systemdtest.Recorder{Err: errors.New("connection reset")},
+		want:    []call{{"try-restart", "containerd.service"}},
+		wantErr: "restarting containerd.service: connection reset",
+	}, {
+		name: "missing_unit_names_the_spec_key",
+		rec: &systemdtest.Recorder{States: map[string]systemd.UnitState{
+			"containerd.service": {LoadState: "not-found", ActiveState: "inactive"}}},
+		wantErr: "engines.<engine>.unit",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := tc.rec
+			if tc.name == "start_limit_hit_twice_gives_up" {
+				// reset-failed clears the result; the unit hits the limit again.
+				rec.OnJob = func(string, string) {
+					rec.States["containerd.service"] = systemd.UnitState{LoadState: "loaded", ActiveState: "failed", Result: "start-limit-hit"}
+				}
+			}
+			err := systemd.Restart(context.Background(), rec, "containerd.service", quiet)
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("Restart: %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Restart error = %v, want %q", err, tc.wantErr)
+			}
+			if d := cmp.Diff(tc.want, rec.Calls); d != "" {
+				t.Errorf("calls (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestReload(t *testing.T) {
+	rec := &systemdtest.Recorder{}
+	if err := systemd.Reload(context.Background(), rec, "docker.service", quiet); err != nil {
+		t.Fatal(err)
+	}
+	rec2 := &systemdtest.Recorder{NoReload: map[string]bool{"docker.service": true}}
+	if err := systemd.Reload(context.Background(), rec2, "docker.service", quiet); err != nil {
+		t.Fatal(err)
+	}
+	rec3 := &systemdtest.Recorder{States: map[string]systemd.UnitState{"docker.service": {LoadState: "loaded", ActiveState: "inactive"}}}
+	if err := systemd.Reload(context.Background(), rec3, "docker.service", quiet); err != nil {
+		t.Fatal(err)
+	}
+	rec4 := &systemdtest.Recorder{Results: map[string][]string{"docker.service": {"failed"}}}
+	err := systemd.Reload(context.Background(), rec4, "docker.service", quiet)
+	if err == nil || !strings.Contains(err.Error(), "reloading docker.service: job failed") {
+		t.Errorf("failed reload: err = %v", err)
+	}
+	for name, got := range map[string][]call{"reload": rec.Calls, "no_exec_reload": rec2.Calls, "inactive": rec3.Calls} {
+		want := map[string][]call{
+			"reload":         {{"reload", "docker.service"}},
+			"no_exec_reload": {{"reload", "docker.service"}, {"kill-main-hangup", "docker.service"}},
+			"inactive":       nil,
+		}[name]
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s calls (-want +got):\n%s", name, d)
+		}
+	}
+}
