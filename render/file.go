@@ -20,7 +20,19 @@ type File struct {
 	// Remove asks for the file to be deleted (a file mirrorctl wrote earlier
 	// that the spec no longer needs).
 	Remove bool
+	// Merged marks a file the engine merges into (daemon.json, config.toml,
+	// config.json, crictl.yaml): the user's own keys survive, so it is shared,
+	// never an ownership conflict. Other files are owned whole by mirrorctl.
+	Merged bool
 	// Group names the set of files that change as one unit, such as a
 	// registry directory of containerd's certs.d; empty for a lone file.
 	Group string
+	// Owner, when not nil, is who a newly created file, and any directory
+	// created for it, must belong to: a user's ~/.docker/config.json is no
+	// use to that user if root owns it with mode 0600. An existing file
+	// keeps its owner.
+	Owner *Owner
 }
+
+// Owner is a numeric file owner.
+type Owner struct{ UID, GID int }

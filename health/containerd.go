@@ -1,0 +1,110 @@
+// Package health asks a container engine, on its own socket, whether it
+// works after mirrorctl changed its files. A running process proves nothing:
+// containerd with `mirrors` next to `config_path` runs on with its CRI
+// plugin disabled (ENGINES.md G.1), so the checks look at what the engine
+// itself reports.
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	introspection "github.com/containerd/containerd/api/services/introspection/v1"
+	versionapi "github.com/containerd/containerd/api/services/version/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/emptypb"
+)
+
+// Wait is how long a check waits for an engine to come up after a restart.
+const Wait = 60 * time.Second
+
+// criPlugins are the plugins whose failure breaks image pulls for kubelet:
+// the CRI service, and on 2.x the images plugin that owns the registry config.
+var criPlugins = []struct{ typ, id string }{
+	{"io.containerd.grpc.v1", "cri"},
+	{"io.containerd.cri.v1", "images"},
+}
+
+// Containerd checks that the containerd on socket serves and that its CRI
+// plugins loaded. When wantConfigPath is set and the daemon exports its
+// registry config path (2.x), they must match.
+func Containerd(ctx context.Context, socket, wantConfigPath string) error {
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("containerd at %s: %w", socket, err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, Wait)
+	defer cancel()
+	var resp *introspection.PluginsResponse
+	err = retry(ctx, func(ctx context.Context) error {
+		resp, err = introspection.NewIntrospectionClient(conn).Plugins(ctx, &introspection.PluginsRequest{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("containerd at %s does not answer: %w", socket, err)
+	}
+	found := 0
+	for _, want := range criPlugins {
+		for _, p := range resp.Plugins {
+			if p.Type != want.typ || p.ID != want.id {
+				continue
+			}
+			found++
+			if p.InitErr != nil {
+				return fmt.Errorf("containerd's %s.%s plugin failed to load: %s", p.Type, p.ID, p.InitErr.Message)
+			}
+			if got := p.Exports["RegistryConfigPath"]; wantConfigPath != "" && got != "" && got != wantConfigPath {
+				return fmt.Errorf("containerd's %s.%s plugin uses config_path %q, not %q", p.Type, p.ID, got, wantConfigPath)
+			}
+		}
+	}
+	if found == 0 {
+		return fmt.Errorf("containerd at %s has no CRI plugin; is it disabled in config.toml (disabled_plugins)?", socket)
+	}
+	return nil
+}
+
+// ContainerdVersion asks a running containerd its version ("1.6.20~ds1", "v2.4.2").
+func ContainerdVersion(ctx context.Context, socket string) (string, error) {
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	v, err := versionapi.NewVersionClient(conn).Version(ctx, &emptypb.Empty{})
+	if err != nil {
+		return "", err
+	}
+	return v.Version, nil
+}
+
+// retry calls f until it succeeds or ctx ends, backing off from 50 ms to 1 s.
+// It is for daemons that are still starting: their socket is missing or
+// refuses connections for a moment after a restart.
+func retry(ctx context.Context, f func(context.Context) error) error {
+	delay := 50 * time.Millisecond
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := f(callCtx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(delay):
+		}
+		if delay < time.Second {
+			delay *= 2
+		}
+	}
+}
+
