@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	introspection "github.com/containerd/containerd/api/services/introspection/v1"

@@ -87,7 +87,7 @@ func orderForApply(changes []Change) []Change {
 func write(root string, c Change) error {
 	p := HostPath(root, c.File.Path)
 	dir := filepath.Dir(p)
-	if err := mkdirAll(dir); err != nil {
+	if err := mkdirAll(dir, c.File.Owner); err != nil {
 		return fmt.Errorf("writing %s: %w", c.File.Path, err)
 	}
 	target := p
@@ -109,6 +109,10 @@ func write(root string, c Change) error {
 	}
 	if c.Old != nil {
 		if err := keepOwner(pf.File, target); err != nil {
+			return fmt.Errorf("writing %s: %w", c.File.Path, err)
+		}
+	} else if o := c.File.Owner; o != nil {
+		if err := pf.Chown(o.UID, o.GID); err != nil {
 			return fmt.Errorf("writing %s: %w", c.File.Path, err)
 		}
 	}
@@ -152,20 +156,26 @@ func remove(root string, c Change) error {
 	return nil
 }
 
-// mkdirAll creates dir and its missing parents (0755), fsyncing each parent
-// so that a new directory entry survives a crash as well as the file in it.
-func mkdirAll(dir string) error {
+// mkdirAll creates dir and its missing parents (0755, owned by owner when
+// set), fsyncing each parent so that a new directory entry survives a crash
+// as well as the file in it.
+func mkdirAll(dir string, owner *Owner) error {
 	if fi, err := os.Stat(dir); err == nil {
 		if !fi.IsDir() {
 			return fmt.Errorf("%s is not a directory", dir)
 		}
 		return nil
 	}
-	if err := mkdirAll(filepath.Dir(dir)); err != nil {
+	if err := mkdirAll(filepath.Dir(dir), owner); err != nil {
 		return err
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
+	}
+	if owner != nil {
+		if err := os.Lchown(dir, owner.UID, owner.GID); err != nil {
+			return err
+		}
 	}
 	return syncDir(filepath.Dir(dir))
 }

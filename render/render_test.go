@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -205,5 +206,29 @@ func TestDiffRedactsSecrets(t *testing.T) {
 	}
 	if !strings.Contains(d, "--- a/etc/containerd/config.toml") || !strings.Contains(d, "+# note: <redacted>") {
 		t.Errorf("diff lacks header or redacted line:\n%s", d)
+	}
+}
+
+func TestApplyOwnerForNewFilesAndDirs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another user needs root")
+	}
+	root := t.TempDir()
+	changes, err := Plan(root, []File{{Path: "/home/u/.docker/config.json", Data: []byte("{}\n"), Secret: true, Owner: &Owner{UID: 1234, GID: 1235}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(root, changes); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/home/u/.docker/config.json", "/home/u/.docker", "/home/u"} {
+		fi, err := os.Stat(HostPath(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 1234 || st.Gid != 1235 {
+			t.Errorf("%s owned by %d:%d, want 1234:1235", p, st.Uid, st.Gid)
+		}
 	}
 }

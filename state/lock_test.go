@@ -1,0 +1,95 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLockExcludesAndNamesHolder(t *testing.T) {
+	s := Open(t.TempDir())
+	ctx := context.Background()
+	unlock, err := s.Lock(ctx, 0, "mirrorctl sync")
+	if err != nil {
+		t.Fatalf("taking a free lock: %v", err)
+	}
+
+	start := time.Now()
+	_, err = s.Lock(ctx, 100*time.Millisecond, "mirrorctl rollback")
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Lock: err = %v, want ErrLocked", err)
+	}
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Errorf("second Lock gave up after %v, before its timeout", waited)
+	}
+	for _, want := range []string{fmt.Sprintf("pid %d", os.Getpid()), "mirrorctl sync since ", "retry later"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unlock(); err != nil {
+		t.Errorf("second unlock: %v", err)
+	}
+	unlock2, err := s.Lock(ctx, 100*time.Millisecond, "mirrorctl rollback")
+	if err != nil {
+		t.Fatalf("Lock after unlock: %v", err)
+	}
+	defer unlock2()
+	if err := unlock(); err != nil { // a stale unlock must not touch the new holder
+		t.Fatal(err)
+	}
+	if _, err := s.Lock(ctx, 0, "mirrorctl watch"); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "mirrorctl rollback") {
+		t.Errorf("Lock while rollback holds it: %v, want ErrLocked naming mirrorctl rollback", err)
+	}
+}
+
+func TestLockWaitsForRelease(t *testing.T) {
+	s := Open(t.TempDir())
+	unlock, err := s.Lock(context.Background(), 0, "mirrorctl sync")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(60*time.Millisecond, func() { unlock() })
+	unlock2, err := s.Lock(context.Background(), 2*time.Second, "mirrorctl watch")
+	if err != nil {
+		t.Fatalf("Lock while the holder lets go within the timeout: %v", err)
+	}
+	unlock2()
+}
+
+func TestLockRespectsContext(t *testing.T) {
+	s := Open(t.TempDir())
+	unlock, err := s.Lock(context.Background(), 0, "mirrorctl sync")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = s.Lock(ctx, 10*time.Second, "mirrorctl watch")
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrLocked) {
+		t.Fatalf("Lock with a cancelled ctx: err = %v, want context.Canceled", err)
+	}
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Errorf("Lock returned %v after the cancel, want promptly", waited)
+	}
+}
+
+func TestHolderUnknown(t *testing.T) {
+	dir := t.TempDir() + "/lock"
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := holder(dir); got != "holder unknown" {
+		t.Errorf("holder of an empty lock file = %q", got)
+	}
+}
