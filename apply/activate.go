@@ -1,0 +1,121 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/plan"
+	"github.com/mirrorctl/mirrorctl/render"
+	"github.com/mirrorctl/mirrorctl/state"
+	"github.com/mirrorctl/mirrorctl/systemd"
+)
+
+// activateAll runs at most one action per engine, in plan order, and checks
+// each activated engine's health. The first failure stops it.
+func activateAll(ctx context.Context, opts Options, touched []*plan.Engine, res *Result) error {
+	var bus systemd.Bus
+	defer func() {
+		if bus != nil {
+			bus.Close()
+		}
+	}()
+	for _, e := range touched {
+		a := e.Action
+		if a.Disruption == engines.None {
+			continue
+		}
+		if opts.Dial == nil {
+			res.Pending = append(res.Pending, a)
+			continue
+		}
+		if bus == nil {
+			b, err := opts.Dial(ctx)
+			if err != nil {
+				return &HealthError{Engine: a.Engine, Err: fmt.Errorf("cannot %s %s: %w", a.Disruption, a.Unit, err)}
+			}
+			bus = b
+		}
+		if err := activate(ctx, bus, a, opts); err != nil {
+			return &HealthError{Engine: a.Engine, Err: err}
+		}
+		res.Done = append(res.Done, a)
+		if err := checkHealth(ctx, opts, e); err != nil {
+			return &HealthError{Engine: a.Engine, Err: err}
+		}
+		opts.Log.Info("healthy", "engine", a.Engine)
+	}
+	return nil
+}
+
+func activate(ctx context.Context, bus systemd.Bus, a engines.Action, opts Options) error {
+	log := opts.Log.With("engine", a.Engine, "reason", a.Reason)
+	switch a.Disruption {
+	case engines.Reload:
+		return systemd.Reload(ctx, bus, a.Unit, log)
+	case engines.Restart:
+		return systemd.Restart(ctx, bus, a.Unit, log)
+	}
+	return nil
+}
+
+func checkHealth(ctx context.Context, opts Options, e *plan.Engine) error {
+	h := opts.Health
+	if h == nil {
+		h = Check
+	}
+	return h(ctx, opts.Root, e)
+}
+
+// rollBack restores the backup set after a failed activation or health
+// check, re-activates the engines that were touched, and returns the
+// HealthError that says what happened.
+func rollBack(ctx context.Context, opts Options, set *state.Set, touched []*plan.Engine, cause error) error {
+	he, ok := cause.(*HealthError)
+	if !ok {
+		he = &HealthError{Err: cause}
+	}
+	opts.Log.Error("engine unhealthy; restoring backup set", "engine", he.Engine, "set", set.ID, "err", he.Err)
+	if err := restore(opts, set); err != nil {
+		he.Restored = err
+		return he
+	}
+	if opts.Dial == nil {
+		return he
+	}
+	bus, err := opts.Dial(ctx)
+	if err != nil {
+		he.Restored = fmt.Errorf("re-activating after the restore: %w", err)
+		return he
+	}
+	defer bus.Close()
+	for _, e := range touched {
+		if e.Action.Disruption == engines.None {
+			continue
+		}
+		if err := activate(ctx, bus, e.Action, opts); err != nil {
+			he.Restored = fmt.Errorf("re-activating %s after the restore: %w", e.Detection.Engine, err)
+			return he
+		}
+	}
+	return he
+}
+
+// restore writes back every file of set and the ownership state saved with it.
+func restore(opts Options, set *state.Set) error {
+	files, err := opts.Store.RestoreFiles(set)
+	if err != nil {
+		return err
+	}
+	changes, err := render.Plan(opts.Root, files)
+	if err != nil {
+		return err
+	}
+	if err := render.Apply(opts.Root, changes); err != nil {
+		return err
+	}
+	if set.State != nil {
+		return opts.Store.Save(set.State)
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mirrorctl/mirrorctl/plan"
+	"github.com/mirrorctl/mirrorctl/spec"
+)
+
+func newDetectCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "detect",
+		Short: "List the container engines found under --root and whether they will be managed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDetect(cmd.Context(), g)
+		},
+	}
+}
+
+func runDetect(ctx context.Context, g *globalFlags) error {
+	// detect works without a spec: with no --config and no default spec
+	// file, every engine takes its defaults.
+	s, err := g.loadSpec()
+	if errors.Is(err, fs.ErrNotExist) && g.config == "" {
+		s, err = spec.Parse("(no spec)", nil, spec.Options{})
+	}
+	if err != nil {
+		return err
+	}
+	p, err := plan.Build(ctx, s, plan.Options{Root: g.root, Only: g.engines})
+	if err != nil {
+		return err
+	}
+	if g.output == "json" {
+		var out []jsonEngine
+		for _, e := range p.Engines {
+			out = append(out, detectionJSON(e.Detection))
+		}
+		return writeJSON(g.stdout, out)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENGINE\tFOUND\tMANAGED\tVERSION\tUNIT\tSOCKET\tPATHS\tREASON")
+	for _, e := range p.Engines {
+		d := e.Detection
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Engine, yesNo(d.Found), yesNo(d.Managed), dash(d.Version),
+			dash(d.Unit), dash(d.Socket), dash(strings.Join(d.Paths, ",")), d.Reason)
+	}
+	return tw.Flush()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

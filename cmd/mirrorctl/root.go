@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mirrorctl/mirrorctl/credentials"
+	"github.com/mirrorctl/mirrorctl/spec"
+	"github.com/mirrorctl/mirrorctl/systemd"
+)
+
+// Exit codes, documented in --help and the README.
+const (
+	exitOK       = 0 // success; for `plan --exit-code`: nothing to change
+	exitFailure  = 1 // a runtime failure: I/O, an engine's file that cannot be parsed, systemd
+	exitInput    = 2 // invalid input: the spec or the command line
+	exitPending  = 3 // `plan --exit-code`: changes are pending
+	exitHealth   = 4 // an engine failed its health check; the previous files were restored
+	exitConflict = 5 // files mirrorctl did not write were left alone; the rest was applied
+)
+
+const exitCodesHelp = `Exit codes:
+  0  success (plan --exit-code: nothing to change)
+  1  runtime failure: I/O error, an engine file that cannot be parsed, systemd
+  2  invalid input: the spec (file:line:column in the message) or the command line
+  3  plan --exit-code: changes are pending
+  4  an engine was unhealthy after the change; the previous files were restored and re-activated
+  5  files mirrorctl did not write were left alone (see --adopt); everything else was applied`
+
+// exitError carries an exit code from a command to run.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// globalFlags are the flags every command takes.
+type globalFlags struct {
+	config    string
+	root      string
+	engines   []string
+	output    string
+	logLevel  string
+	logFormat string
+	noRestart bool
+	bus       string
+	lockWait  time.Duration
+
+	// dial overrides how systemd is reached; tests set a recorder here.
+	dial func(ctx context.Context) (systemd.Bus, error)
+
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	// redactor masks secrets in errors and logs once the spec is loaded.
+	redactor *credentials.Redactor
+}
+
+// configPath is --config, or /etc/mirrorctl/config.yaml under --root.
+func (g *globalFlags) configPath() string {
+	if g.config != "" {
+		return g.config
+	}
+	return filepath.Join(g.root, "etc/mirrorctl/config.yaml")
+}
+
+func (g *globalFlags) loadSpec() (*spec.Spec, error) {
+	s, err := spec.Load(g.configPath(), spec.Options{})
+	if err != nil {
+		var se spec.Errors
+		if errors.As(err, &se) {
+			return nil, &exitError{code: exitInput, err: err}
+		}
+		return nil, &exitError{code: exitInput, err: fmt.Errorf("loading spec: %w", err)}
+	}
+	g.redactor = credentials.NewRedactor(s.SecretValues()...)
+	return s, nil
+}
+
+func newRootCmd(g *globalFlags) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mirrorctl",
+		Short: "Make every container engine on this node pull through your registry mirrors",
+		Long: `mirrorctl renders one registry spec (a superset of k3s's registries.yaml) into the
+files of every container engine on the node: containerd (config.toml, certs.d),
+Docker (daemon.json, certs.d, config.json), k3s/RKE2 (registries.yaml) and crictl.
+
+` + exitCodesHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.config, "config", "", "spec file (default /etc/mirrorctl/config.yaml under --root); drop-ins are read from conf.d/ beside it")
+	pf.StringVar(&g.root, "root", "/", "resolve every host path under this directory")
+	pf.StringSliceVar(&g.engines, "engines", nil, "manage only these engines, even when not detected (containerd,docker,k3s,crictl)")
+	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	pf.BoolVar(&g.noRestart, "no-restart", false, "write files but leave reloads and restarts pending (and say which)")
+	pf.StringVar(&g.bus, "bus", "", "D-Bus address of the host's systemd (default: the system bus when --root is /; e.g. unix:path=/host/run/dbus/system_bus_socket)")
+	pf.DurationVar(&g.lockWait, "lock-timeout", 2*time.Minute, "how long to wait for another mirrorctl (sync, rollback, watch) to finish")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if g.output != "text" && g.output != "json" {
+			return &exitError{code: exitInput, err: fmt.Errorf("--output must be text or json, not %q", g.output)}
+		}
+		if !filepath.IsAbs(g.root) {
+			abs, err := filepath.Abs(g.root)
+			if err != nil {
+				return &exitError{code: exitInput, err: fmt.Errorf("--root: %w", err)}
+			}
+			g.root = abs
+		}
+		return nil
+	}
+	root.AddCommand(
+		newDetectCmd(g),
+		newValidateCmd(g),
+		newPlanCmd(g),
+		newSyncCmd(g),
+		newAuthCmd(g),
+		newBackupsCmd(g),
+		newRollbackCmd(g),
+		newVersionCmd(g),
+	)
+	return root
+}
+
+// run executes the command line and returns the process exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g := &globalFlags{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := newRootCmd(g)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := exitFailure
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	} else if isUsageError(err) {
+		code = exitInput
+	}
+	if code != exitPending || !errors.Is(err, errPending) {
+		msg := g.redactor.String(err.Error())
+		fmt.Fprintln(stderr, "mirrorctl: "+strings.ReplaceAll(msg, "\n", "\nmirrorctl: "))
+	}
+	return code
+}
+
+// errPending is returned by `plan --exit-code`; it prints nothing.
+var errPending = errors.New("changes are pending")
+
+// isUsageError recognises cobra's command-line errors, which it returns as
+// plain errors.
+func isUsageError(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "invalid argument", "flag needs an argument", "accepts ", "requires "} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// logger builds the slog logger for a command; every record passes through
+// the redactor, so a secret that reaches a log line is masked.
+func (g *globalFlags) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, &exitError{code: exitInput, err: fmt.Errorf("--log-level: %w", err)}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch g.logFormat {
+	case "text":
+		h = slog.NewTextHandler(g.stderr, opts)
+	case "json":
+		h = slog.NewJSONHandler(g.stderr, opts)
+	default:
+		return nil, &exitError{code: exitInput, err: fmt.Errorf("--log-format must be text or json, not %q", g.logFormat)}
+	}
+	return slog.New(&redactingHandler{next: h, g: g}), nil
+}
