@@ -85,6 +85,10 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	for _, e := range p.Managed() {
 		changes, conflicts := excludeConflicts(e.Changes, st, opts.Adopt)
 		res.Conflicts = append(res.Conflicts, conflicts...)
+		if len(conflicts) > 0 {
+			e.Changes = changes
+			e.UpdateAction() // what is left may need less disruption
+		}
 		work[e] = changes
 		for _, c := range changes {
 			if c.Changed() {

@@ -1,6 +1,7 @@
 package credentials
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -57,5 +58,14 @@ func TestSecretNeverPrints(t *testing.T) {
 	b, _ := s.MarshalJSON()
 	if strings.Contains(string(b), "hunter22") {
 		t.Fatalf("secret marshalled: %s", b)
+	}
+}
+
+func TestSecretNoVerbPrints(t *testing.T) {
+	s := NewSecret("hunter22")
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%d", "%x", "%t", "%10s"} {
+		if out := fmt.Sprintf(verb, s); strings.Contains(out, "hunter22") || strings.Contains(out, "68756e746572") {
+			t.Errorf("%s printed the secret: %q", verb, out)
+		}
 	}
 }

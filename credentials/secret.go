@@ -5,6 +5,7 @@ package credentials
 
 import (
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 )
 
@@ -44,3 +45,8 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
 func BasicAuth(username string, password Secret) Secret {
 	return Secret{v: base64.StdEncoding.EncodeToString([]byte(username + ":" + password.v))}
 }
+
+// Format implements fmt.Formatter, so that no verb (%d, %x, %q…) prints the
+// value: fmt would otherwise format the underlying string for verbs that
+// String does not cover.
+func (s Secret) Format(f fmt.State, verb rune) { fmt.Fprint(f, Redacted) }

@@ -33,6 +33,8 @@ type Options struct {
 
 // Engine is one engine's part of a plan.
 type Engine struct {
+	// Adapter is the engine that rendered it.
+	Adapter   engines.Engine
 	Detection engines.Detection
 	Changes   []render.Change
 	Warnings  []engines.Warning
@@ -104,7 +106,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 				d.Reason += "; forced by --engines"
 			}
 		}
-		ep := &Engine{Detection: d}
+		ep := &Engine{Adapter: e, Detection: d}
 		p.Engines = append(p.Engines, ep)
 		if !d.Managed {
 			continue
@@ -123,12 +125,19 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 		if ep.Changes, err = render.Plan(opts.Root, res.Files); err != nil {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}
-		if ep.Pending() {
-			ep.Action = e.Activation(ep.ChangedPaths(), d)
-			ep.Action.Engine = e.Name()
-		}
+		ep.UpdateAction()
 	}
 	return p, nil
+}
+
+// UpdateAction sets Action from the changes that are still pending, after
+// the caller dropped some (conflicts) or built the changes itself (rollback).
+func (e *Engine) UpdateAction() {
+	e.Action = engines.Action{Engine: e.Detection.Engine}
+	if e.Pending() {
+		e.Action = e.Adapter.Activation(e.ChangedPaths(), e.Detection)
+		e.Action.Engine = e.Detection.Engine
+	}
 }
 
 func checkNames(only []string, all []engines.Engine) error {

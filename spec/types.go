@@ -46,6 +46,8 @@ type Mirror struct {
 	Pos Pos
 	// Endpoints are the mirror URLs as written (k3s `endpoint:`), in order.
 	Endpoints []string
+	// EndpointPos is where each of Endpoints is written, for warnings.
+	EndpointPos []Pos
 	// Rewrites are k3s repository rewrites (regex -> replacement).
 	Rewrites map[string]string
 	// Capabilities for every mirror endpoint of this registry; nil means
@@ -86,6 +88,11 @@ type Auth struct {
 	// gave Username/Password this is empty (use Basic).
 	Auth          credentials.Secret
 	IdentityToken credentials.Secret
+	// PasswordFile and PasswordEnv say where Password came from, if not
+	// inline: the file read (resolved against the spec's directory) or the
+	// environment variable. For messages; Password holds the value.
+	PasswordFile string
+	PasswordEnv  string
 }
 
 // Basic returns base64("user:password") without a newline, from whichever
@@ -104,7 +111,9 @@ func (a *Auth) Basic() credentials.Secret {
 // mirrorctl's own filesystem, relative to the spec file), and the engines
 // write copies where each engine looks for them.
 type TLS struct {
-	Pos                Pos
+	Pos Pos
+	// CAFile, CertFile and KeyFile are the files read, resolved against
+	// the directory of the spec file that names them.
 	CAFile             string
 	CertFile           string
 	KeyFile            string

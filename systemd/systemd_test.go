@@ -27,7 +27,7 @@ func TestRestart(t *testing.T) {
 	}{{
 		name: "running_unit_restarts_once",
 		rec:  &systemdtest.Recorder{},
-		want: []call{{"try-restart", "containerd.service"}},
+		want: []call{{Verb: "try-restart", Unit: "containerd.service"}},
 	}, {
 		name: "stopped_unit_is_left_alone",
 		rec: &systemdtest.Recorder{States: map[string]systemd.UnitState{
@@ -40,7 +40,7 @@ func TestRestart(t *testing.T) {
 			States: map[string]systemd.UnitState{
 				"containerd.service": {LoadState: "loaded", ActiveState: "active", Result: "exit-code"}},
 		},
-		want:    []call{{"try-restart", "containerd.service"}},
+		want:    []call{{Verb: "try-restart", Unit: "containerd.service"}},
 		wantErr: "restarting containerd.service: job failed (unit active, result exit-code)",
 	}, {
 		name: "start_limit_hit_resets_and_retries_once",
@@ -49,7 +49,7 @@ func TestRestart(t *testing.T) {
 			States: map[string]systemd.UnitState{
 				"containerd.service": {LoadState: "loaded", ActiveState: "failed", Result: "start-limit-hit"}},
 		},
-		want: []call{{"try-restart", "containerd.service"}, {"reset-failed", "containerd.service"}, {"try-restart", "containerd.service"}},
+		want: []call{{Verb: "try-restart", Unit: "containerd.service"}, {Verb: "reset-failed", Unit: "containerd.service"}, {Verb: "try-restart", Unit: "containerd.service"}},
 	}, {
 		name: "start_limit_hit_twice_gives_up",
 		rec: &systemdtest.Recorder{
@@ -58,12 +58,12 @@ func TestRestart(t *testing.T) {
 				"containerd.service": {LoadState: "loaded", ActiveState: "failed", Result: "start-limit-hit"}},
 			OnJob: nil,
 		},
-		want:    []call{{"try-restart", "containerd.service"}, {"reset-failed", "containerd.service"}, {"try-restart", "containerd.service"}},
+		want:    []call{{Verb: "try-restart", Unit: "containerd.service"}, {Verb: "reset-failed", Unit: "containerd.service"}, {Verb: "try-restart", Unit: "containerd.service"}},
 		wantErr: "job failed",
 	}, {
 		name:    "dbus_error_is_reported",
 		rec:     &systemdtest.Recorder{Err: errors.New("connection reset")},
-		want:    []call{{"try-restart", "containerd.service"}},
+		want:    []call{{Verb: "try-restart", Unit: "containerd.service"}},
 		wantErr: "restarting containerd.service: connection reset",
 	}, {
 		name: "missing_unit_names_the_spec_key",
@@ -113,8 +113,8 @@ func TestReload(t *testing.T) {
 	}
 	for name, got := range map[string][]call{"reload": rec.Calls, "no_exec_reload": rec2.Calls, "inactive": rec3.Calls} {
 		want := map[string][]call{
-			"reload":         {{"reload", "docker.service"}},
-			"no_exec_reload": {{"reload", "docker.service"}, {"kill-main-hangup", "docker.service"}},
+			"reload":         {{Verb: "reload", Unit: "docker.service"}},
+			"no_exec_reload": {{Verb: "reload", Unit: "docker.service"}, {Verb: "kill-main-hangup", Unit: "docker.service"}},
 			"inactive":       nil,
 		}[name]
 		if d := cmp.Diff(want, got); d != "" {

@@ -3,7 +3,18 @@ package main
 import (
 	"context"
 	"log/slog"
+
+	"github.com/mirrorctl/mirrorctl/engines"
 )
+
+// logWarning logs an engine warning, with its place in the spec when it has one.
+func logWarning(log *slog.Logger, w engines.Warning) {
+	args := []any{"engine", w.Engine}
+	if p := w.Pos.String(); p != "" {
+		args = append(args, "spec", p)
+	}
+	log.Warn(w.Message, args...)
+}
 
 // redactingHandler masks the spec's secrets in log messages and string
 // attributes before they reach the real handler.

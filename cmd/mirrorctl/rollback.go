@@ -164,16 +164,13 @@ func restorePlan(ctx context.Context, g *globalFlags, s *spec.Spec, set *state.S
 				mine = append(mine, f)
 			}
 		}
-		pe := &plan.Engine{Detection: d}
+		pe := &plan.Engine{Adapter: eng, Detection: d}
 		if len(mine) > 0 {
 			pe.Detection.Managed = true
 			if pe.Changes, err = render.Plan(g.root, mine); err != nil {
 				return nil, err
 			}
-			if pe.Pending() {
-				pe.Action = eng.Activation(pe.ChangedPaths(), d)
-				pe.Action.Engine = eng.Name()
-			}
+			pe.UpdateAction()
 		} else {
 			pe.Detection.Managed = false
 		}

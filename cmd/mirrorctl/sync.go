@@ -50,7 +50,7 @@ func runSync(ctx context.Context, g *globalFlags, f syncFlags) error {
 	log, _ := g.logger()
 	for _, e := range p.Managed() {
 		for _, w := range e.Warnings {
-			log.Warn(w.Message, "engine", w.Engine, "spec", w.Pos.String())
+			logWarning(log, w)
 		}
 	}
 	dial, why := g.systemdDial()

@@ -1,0 +1,249 @@
+package engines
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/mirrorctl/mirrorctl/render"
+	"github.com/mirrorctl/mirrorctl/spec"
+)
+
+// Docker defaults; spec.Engines.Docker overrides each of them.
+const (
+	dockerDaemonJSON = "/etc/docker/daemon.json"
+	dockerCertsDir   = "/etc/docker/certs.d"
+	dockerUnit       = "docker.service"
+	dockerSocket     = "/run/docker.sock"
+)
+
+var dockerBinaries = []string{"/usr/bin/dockerd", "/usr/sbin/dockerd", "/usr/local/bin/dockerd"}
+
+// The daemon.json keys mirrorctl manages. Every other key is the user's.
+const (
+	keyMirrors  = "registry-mirrors"
+	keyInsecure = "insecure-registries"
+)
+
+// dockerEngine renders dockerd's daemon.json (registry-mirrors and
+// insecure-registries only), /etc/docker/certs.d/<host>/ TLS files and the
+// `auths` of chosen users' ~/.docker/config.json. See docs/ENGINES.md §B.
+type dockerEngine struct{}
+
+// NewDocker returns the Docker Engine adapter.
+func NewDocker() Engine { return dockerEngine{} }
+
+func (dockerEngine) Name() string { return "docker" }
+
+type dockerSettings struct {
+	daemonJSON, certsDir, unit, socket, binary string
+}
+
+func dockerSettingsOf(s *spec.Spec) dockerSettings {
+	c := spec.Docker{}
+	if s != nil {
+		c = s.Engines.Docker
+	}
+	return dockerSettings{
+		daemonJSON: cmp.Or(c.DaemonJSON, dockerDaemonJSON),
+		certsDir:   cmp.Or(c.CertsDir, dockerCertsDir),
+		unit:       cmp.Or(unitName(c.Unit), dockerUnit),
+		socket:     cmp.Or(c.Socket, dockerSocket),
+		binary:     c.Binary,
+	}
+}
+
+func (e dockerEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
+	cfg := dockerSettingsOf(s)
+	d := Detection{
+		Engine: e.Name(),
+		Unit:   cfg.unit,
+		Socket: cfg.socket,
+		Paths:  []string{cfg.daemonJSON, cfg.certsDir},
+		Extra:  map[string]string{"daemon_json": cfg.daemonJSON},
+	}
+	bin := cfg.binary
+	if bin == "" || !hostHas(h.FS, bin) {
+		bin = firstPresent(h.FS, dockerBinaries...)
+	}
+	unitFile := findUnitFile(h.FS, cfg.unit)
+	var found string
+	switch {
+	case bin != "":
+		d.Found, found = true, "dockerd at "+bin
+	case unitFile != "":
+		d.Found, found = true, "unit "+unitFile
+	default:
+		found = "no dockerd binary or " + cfg.unit
+	}
+	if bin != "" && h.Exec != nil {
+		if out, err := h.Exec(ctx, bin, "--version"); err == nil {
+			d.Version = leadingVersion(string(out))
+		}
+	}
+	var why string
+	d.Managed, why = toggleManaged(toggleOf(s, func(e spec.Engines) spec.Toggle { return e.Docker.Enabled }), d.Found)
+	d.Reason = joinReason(found, why)
+	return d
+}
+
+func (e dockerEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
+	cfg := dockerSettingsOf(s)
+	w := &warnList{engine: e.Name()}
+	mirrors := dockerHubMirrors(s, d.Version, w)
+	insecure := dockerInsecure(s, w)
+	flags := scanDockerUnit(h.FS, cfg.unit)
+
+	var res Result
+	daemon, err := renderDaemonJSON(h, cfg.daemonJSON, mirrors, insecure, flags, w)
+	if err != nil {
+		return Result{}, fmt.Errorf("docker: %w", err)
+	}
+	if daemon != nil {
+		res.Files = append(res.Files, *daemon)
+	}
+	res.Files = append(res.Files, dockerCerts(s, cfg.certsDir, insecure, w)...)
+	auths, err := dockerAuthFiles(s, h, w)
+	if err != nil {
+		return Result{}, fmt.Errorf("docker: %w", err)
+	}
+	res.Files = append(res.Files, auths...)
+	res.Warnings = w.list
+	return res, nil
+}
+
+// Activation: dockerd reloads registry-mirrors and insecure-registries on
+// SIGHUP (daemon/reload.go; the stock unit's ExecReload sends it), and reads
+// certs.d and the client's config.json on every pull.
+func (e dockerEngine) Activation(changed []string, d Detection) Action {
+	a := Action{Engine: e.Name(), Unit: cmp.Or(d.Unit, dockerUnit)}
+	daemonJSON := cmp.Or(d.Extra["daemon_json"], dockerDaemonJSON)
+	if slices.Contains(changed, daemonJSON) {
+		a.Disruption = Reload
+		a.Reason = daemonJSON + " changed"
+	}
+	return a
+}
+
+// renderDaemonJSON merges the two managed keys into daemon.json. It returns
+// nil when there is nothing to write, and the original bytes when neither
+// key changes.
+func renderDaemonJSON(h Host, file string, mirrors, insecure []string, flags dockerFlags, w *warnList) (*render.File, error) {
+	old, exists, err := readOptional(h.FS, file)
+	if err != nil {
+		return nil, err
+	}
+	if !exists && len(mirrors) == 0 && len(insecure) == 0 {
+		return nil, nil
+	}
+	obj, err := parseJSONObject(file, old)
+	if err != nil {
+		return nil, err
+	}
+	changed := false
+
+	// registry-mirrors belongs to the spec: its docker.io entry, or nothing.
+	cur, has := obj.get(keyMirrors)
+	switch {
+	case flags.mirror:
+		w.flagConflict(flags, file, "--registry-mirror", keyMirrors, has, mirrors)
+	case len(mirrors) == 0:
+		if list, ok := stringList(cur); has && (!ok || len(list) > 0) {
+			obj.del(keyMirrors)
+			changed = true
+		}
+	default:
+		if list, ok := stringList(cur); !ok || !slices.Equal(list, mirrors) {
+			obj.set(keyMirrors, mirrors)
+			changed = true
+		}
+	}
+
+	// insecure-registries is shared with the user. Until the state file
+	// records what mirrorctl wrote (issue 4), "ours" is exactly what the
+	// spec derives now; every other entry is the user's and survives. The
+	// limitation: an entry the spec no longer derives cannot be told from a
+	// user's entry, so it stays until someone removes it.
+	cur, has = obj.get(keyInsecure)
+	switch {
+	case flags.insecure:
+		w.flagConflict(flags, file, "--insecure-registry", keyInsecure, has, insecure)
+	case len(insecure) > 0:
+		list, ok := stringList(cur)
+		if has && !ok {
+			return nil, fmt.Errorf("%s: %q is not a list of strings; mirrorctl does not overwrite it, fix it first", file, keyInsecure)
+		}
+		merged := mergeInsecure(list, insecure)
+		if !has || len(merged) != len(list) {
+			obj.set(keyInsecure, merged)
+			changed = true
+		}
+	}
+
+	if !changed {
+		if !exists {
+			return nil, nil
+		}
+		return &render.File{Path: file, Data: old, Mode: 0o644, Merged: true}, nil
+	}
+	return &render.File{Path: file, Data: obj.marshal(), Mode: 0o644, Merged: true}, nil
+}
+
+// mergeInsecure appends the spec's entries that the user's list lacks.
+// dockerd strips an http:// or https:// prefix from entries, so they
+// compare without it.
+func mergeInsecure(user, ours []string) []string {
+	bare := func(s string) string {
+		s = strings.TrimPrefix(strings.TrimPrefix(s, "http://"), "https://")
+		return strings.TrimSuffix(s, "/")
+	}
+	out := slices.Clone(user)
+	seen := map[string]bool{}
+	for _, u := range user {
+		seen[bare(u)] = true
+	}
+	for _, o := range ours {
+		if !seen[bare(o)] {
+			seen[bare(o)] = true
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// flagConflict explains why a managed key is left alone. Refusing the whole
+// render instead would also withhold the other key, certs.d and the auths,
+// which are safe to apply; writing the key would stop dockerd at its next
+// start. So the key stays as it is and the warning says what is not applied.
+func (w *warnList) flagConflict(f dockerFlags, file, flag, key string, inFile bool, want []string) {
+	msg := fmt.Sprintf("%s starts dockerd with %s, so mirrorctl leaves %q in %s alone", f.where, flag, key, file)
+	if inFile {
+		msg += " (the file sets it too: dockerd refuses to start with both, remove one)"
+	} else {
+		msg += " (dockerd refuses to start when both set it)"
+	}
+	if len(want) > 0 {
+		msg += "; not applied: " + strings.Join(want, ", ") + "; remove the flag to let mirrorctl manage the key"
+	}
+	w.add(spec.Pos{}, "%s", msg)
+}
+
+// warnList collects an engine's warnings.
+type warnList struct {
+	engine string
+	list   []Warning
+}
+
+func (w *warnList) add(pos spec.Pos, format string, args ...any) {
+	w.list = append(w.list, Warning{Engine: w.engine, Pos: pos, Message: fmt.Sprintf(format, args...)})
+}
+
+// toggleOf reads an engine's toggle from a possibly nil spec.
+func toggleOf(s *spec.Spec, get func(spec.Engines) spec.Toggle) spec.Toggle {
+	if s == nil {
+		return spec.Auto
+	}
+	return get(s.Engines)
+}

@@ -1,0 +1,204 @@
+package engines
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mirrorctl/mirrorctl/render"
+	"github.com/mirrorctl/mirrorctl/spec"
+)
+
+// dockerHubAuthKey is the docker CLI's config.json key for Docker Hub
+// (docker/cli registry.IndexServer).
+const dockerHubAuthKey = "https://index.docker.io/v1/"
+
+// dockerCerts renders /etc/docker/certs.d/<host>/{ca.crt,client.cert,
+// client.key} for every configs host with TLS material. dockerd reads them
+// on each pull (daemon/pkg/registry/registry.go loadTLSConfig).
+func dockerCerts(s *spec.Spec, certsDir string, insecure []string, w *warnList) []render.File {
+	if s == nil {
+		return nil
+	}
+	var out []render.File
+	for _, host := range slices.Sorted(maps.Keys(s.Configs)) {
+		t := s.Configs[host].TLS
+		if t == nil || (len(t.CA) == 0 && len(t.Cert) == 0 && t.Key.IsZero()) {
+			continue
+		}
+		if host == "*" {
+			w.add(t.Pos, `dockerd has no wildcard certs.d directory: the TLS files of configs "*" are not given to Docker`)
+			continue
+		}
+		dir := path.Join(certsDir, host)
+		group := "docker:certs.d/" + host
+		if len(t.CA) > 0 {
+			out = append(out, render.File{Path: path.Join(dir, "ca.crt"), Data: t.CA, Mode: 0o644, Group: group})
+		}
+		hasCert, hasKey := len(t.Cert) > 0, !t.Key.IsZero()
+		switch {
+		case hasCert && hasKey:
+			out = append(out,
+				render.File{Path: path.Join(dir, "client.cert"), Data: t.Cert, Mode: 0o644, Group: group},
+				render.File{Path: path.Join(dir, "client.key"), Data: []byte(t.Key.Reveal()), Mode: 0o600, Secret: true, Group: group})
+			if slices.Contains(insecure, host) {
+				w.add(t.Pos, "dockerd does not load certs.d for an insecure registry: the client certificate for %s is not used by Docker", host)
+			}
+		case hasCert || hasKey:
+			w.add(t.Pos, "dockerd fails every pull from %s when certs.d holds a client certificate without its key or a key without its certificate: not written", host)
+		}
+	}
+	return out
+}
+
+// dockerAuthFiles merges `auths` into the config.json of every user in
+// engines.docker.auth_users. dockerd stores no credentials: the CLI sends
+// them per request (docs/ENGINES.md §B.5).
+func dockerAuthFiles(s *spec.Spec, h Host, w *warnList) ([]render.File, error) {
+	entries, hosts := dockerAuthEntries(s, w)
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	users := s.Engines.Docker.AuthUsers
+	if len(users) == 0 {
+		w.add(spec.Pos{}, "credentials not given to Docker; set engines.docker.auth_users")
+		return nil, nil
+	}
+	passwd, _, err := readOptional(h.FS, "/etc/passwd")
+	if err != nil {
+		return nil, err
+	}
+	accounts := parsePasswd(passwd)
+	var out []render.File
+	for _, name := range users {
+		acct, ok := accounts[name]
+		if !ok {
+			return nil, fmt.Errorf("engines.docker.auth_users: no user %q in /etc/passwd", name)
+		}
+		f, err := mergeDockerConfig(h, acct, entries, hosts, w)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			out = append(out, *f)
+		}
+	}
+	return out, nil
+}
+
+// dockerAuthEntries returns the auths entries the spec derives, by
+// config.json key, and the keys in order.
+func dockerAuthEntries(s *spec.Spec, w *warnList) (map[string]map[string]string, []string) {
+	if s == nil {
+		return nil, nil
+	}
+	entries := map[string]map[string]string{}
+	var keys []string
+	for _, host := range slices.Sorted(maps.Keys(s.Configs)) {
+		a := s.Configs[host].Auth
+		if a == nil {
+			continue
+		}
+		key := host
+		switch {
+		case host == "*":
+			w.add(a.Pos, `the docker CLI has no wildcard credentials: the auth of configs "*" is not given to Docker`)
+			continue
+		case isDockerHubHost(host):
+			key = dockerHubAuthKey
+		}
+		if _, dup := entries[key]; dup {
+			continue // docker.io sorts before its aliases and wins
+		}
+		e := map[string]string{}
+		if b := a.Basic(); !b.IsZero() {
+			e["auth"] = b.Reveal()
+		} else if !a.IdentityToken.IsZero() {
+			e["identitytoken"] = a.IdentityToken.Reveal()
+		} else {
+			continue
+		}
+		entries[key] = e
+		keys = append(keys, key)
+	}
+	return entries, keys
+}
+
+type passwdEntry struct {
+	name, home string
+	uid, gid   int
+}
+
+// parsePasswd reads passwd(5) lines: name:password:uid:gid:gecos:home:shell.
+func parsePasswd(data []byte) map[string]passwdEntry {
+	out := map[string]passwdEntry{}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) < 7 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		uid, err1 := strconv.Atoi(f[2])
+		gid, err2 := strconv.Atoi(f[3])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if _, dup := out[f[0]]; !dup { // the first entry wins, as in getpwnam
+			out[f[0]] = passwdEntry{name: f[0], home: f[5], uid: uid, gid: gid}
+		}
+	}
+	return out
+}
+
+// mergeDockerConfig sets our auths entries in one user's config.json and
+// keeps every other entry and key. The original bytes come back when no
+// entry changes.
+func mergeDockerConfig(h Host, u passwdEntry, entries map[string]map[string]string, keys []string, w *warnList) (*render.File, error) {
+	file := path.Join(u.home, ".docker", "config.json")
+	old, exists, err := readOptional(h.FS, file)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := parseJSONObject(file, old)
+	if err != nil {
+		return nil, err
+	}
+	auths := &jsonObject{vals: map[string]json.RawMessage{}}
+	if raw, ok := obj.get("auths"); ok && string(raw) != "null" {
+		if auths, err = parseJSONObject(file+` "auths"`, raw); err != nil {
+			return nil, err
+		}
+	}
+	var helpers map[string]string
+	if raw, ok := obj.get("credHelpers"); ok {
+		_ = json.Unmarshal(raw, &helpers)
+	}
+	var store string
+	if raw, ok := obj.get("credsStore"); ok {
+		_ = json.Unmarshal(raw, &store)
+	}
+	changed := false
+	for _, key := range keys {
+		helperKey := strings.TrimSuffix(strings.TrimPrefix(key, "https://"), "/v1/")
+		if hlp := helpers[helperKey]; hlp != "" {
+			w.add(spec.Pos{}, "%s: credHelpers[%q] = %q, so the docker CLI asks docker-credential-%s and ignores the auths entry mirrorctl writes", file, helperKey, hlp, hlp)
+		} else if store != "" {
+			w.add(spec.Pos{}, "%s: credsStore = %q, so the docker CLI asks docker-credential-%s for %s and ignores the auths entry mirrorctl writes", file, store, store, key)
+		}
+		var cur map[string]string
+		if raw, ok := auths.get(key); ok && json.Unmarshal(raw, &cur) == nil && maps.Equal(cur, entries[key]) {
+			continue
+		}
+		auths.set(key, entries[key])
+		changed = true
+	}
+	f := &render.File{Path: file, Data: old, Mode: 0o600, Secret: true, Merged: true, Owner: &render.Owner{UID: u.uid, GID: u.gid}}
+	if changed || !exists {
+		obj.setRaw("auths", auths.marshal())
+		f.Data = obj.marshal()
+	}
+	return f, nil
+}

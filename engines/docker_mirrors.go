@@ -1,0 +1,222 @@
+package engines
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/mirrorctl/mirrorctl/spec"
+)
+
+// dockerHub is the spec's name for Docker Hub (k3s and containerd use it
+// too); dockerd applies registry-mirrors to it alone.
+const dockerHub = "docker.io"
+
+// isDockerHubHost reports whether h names Docker Hub under one of its aliases.
+func isDockerHubHost(h string) bool {
+	switch h {
+	case "docker.io", "index.docker.io", "registry-1.docker.io":
+		return true
+	}
+	return false
+}
+
+// dockerEndpointURL completes a spec endpoint the way k3s does before
+// dockerd sees it: no scheme means https, except for localhost and loopback
+// addresses on a port other than 443, which mean http (docs/ENGINES.md §C.3).
+func dockerEndpointURL(ep string) (*url.URL, error) {
+	if !strings.Contains(ep, "://") {
+		scheme := "https"
+		if hp, err := url.Parse("//" + ep); err == nil && isDockerLoopback(hp.Hostname()) && hp.Port() != "443" {
+			scheme = "http"
+		}
+		ep = scheme + "://" + ep
+	}
+	u, err := url.Parse(ep)
+	if err != nil {
+		return nil, err
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("no host in %q", u.Redacted())
+	}
+	return u, nil
+}
+
+func isDockerLoopback(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// dockerHubMirrors returns registry-mirrors for the spec's docker.io entry,
+// each in the form dockerd's ValidateMirror accepts and prints, and warns
+// about every mirror dockerd cannot use.
+func dockerHubMirrors(s *spec.Spec, version string, w *warnList) []string {
+	if s == nil {
+		return nil
+	}
+	var out []string
+	for _, reg := range slices.Sorted(maps.Keys(s.Mirrors)) {
+		m := s.Mirrors[reg]
+		switch {
+		case reg == dockerHub:
+		case len(m.Endpoints) == 0:
+			continue
+		case reg == "*":
+			w.add(m.Pos, `dockerd has no default mirror for every registry: the mirrors of "*" are not used by Docker; add a docker.io entry to mirror Docker Hub`)
+			continue
+		case isDockerHubHost(reg):
+			w.add(m.Pos, "the mirrors of %q are not used by Docker: Docker Hub's registry name is docker.io", reg)
+			continue
+		default:
+			w.add(m.Pos, "dockerd uses mirrors for Docker Hub only: the mirrors of %q are not used by Docker (Docker ≥ 28 with the containerd image store reads hosts.toml under /etc/docker/certs.d, which mirrorctl does not render yet)", reg)
+			continue
+		}
+		for i, ep := range m.Endpoints {
+			u, note := dockerMirrorURL(ep, version)
+			if note != "" {
+				pos := m.Pos
+				if i < len(m.EndpointPos) {
+					pos = m.EndpointPos[i]
+				}
+				w.add(pos, "docker.io mirror %s: %s", dockerRedact(ep), note)
+			}
+			if u != "" && !slices.Contains(out, u) {
+				out = append(out, u)
+			}
+			hubMirrorCredentials(s, ep, w)
+		}
+		dockerHubExtensions(m, w)
+	}
+	return out
+}
+
+// dockerMirrorURL normalises one docker.io endpoint for registry-mirrors.
+// It returns "" when dockerd cannot use it, and a note explaining why or
+// what differs from the other engines.
+func dockerMirrorURL(ep, version string) (mirror, note string) {
+	u, err := dockerEndpointURL(ep)
+	switch {
+	case err != nil:
+		return "", "not a valid URL: " + err.Error()
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", "dockerd accepts only http:// and https:// mirrors; not used"
+	case u.User != nil:
+		return "", "dockerd rejects a mirror URL with credentials; not used"
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", "dockerd rejects a mirror URL with a query or fragment; not used"
+	case isDockerHubHost(u.Hostname()):
+		return "", "" // the upstream itself: dockerd always tries it after the mirrors
+	}
+	// A Docker mirror URL is an API root: dockerd appends /v2/. k3s and
+	// containerd take a path ending in /v2 as that API root, so it becomes
+	// the prefix before /v2; any other path they use verbatim.
+	p := strings.TrimSuffix(u.Path, "/")
+	prefix := strings.TrimSuffix(p, "/v2")
+	if prefix != "" {
+		if !releaseAtLeast(version, 25, 0) {
+			v := "Docker " + version
+			if version == "" {
+				v = "this Docker (version unknown)"
+			}
+			return "", fmt.Sprintf("a mirror path needs Docker ≥ 25.0 and %s rejects it; not used", v)
+		}
+		if !strings.HasSuffix(p, "/v2") {
+			note = fmt.Sprintf("dockerd sends requests to %s/v2/…, but k3s and containerd use the path as written, without /v2; end the path in /v2 if the mirror serves the registry API there", prefix)
+		}
+	}
+	return u.Scheme + "://" + u.Host + prefix + "/", note
+}
+
+// hubMirrorCredentials warns that a Hub mirror's own credentials are never
+// used: dockerd sends the client's Docker Hub login, if any, to every
+// mirror (moby#30880, moby#42022; docs/REAL-ENGINES.md §6).
+func hubMirrorCredentials(s *spec.Spec, ep string, w *warnList) {
+	u, err := dockerEndpointURL(ep)
+	if err != nil {
+		return
+	}
+	if c := s.Configs[u.Host]; c != nil && c.Auth != nil {
+		w.add(c.Pos, "dockerd never sends %s's own credentials to a Docker Hub mirror, only the Docker Hub login (configs.docker.io) if there is one: the mirror must allow anonymous pull or accept that login", u.Host)
+	}
+}
+
+// dockerHubExtensions warns about the spec's docker.io extensions that
+// registry-mirrors cannot express.
+func dockerHubExtensions(m *spec.Mirror, w *warnList) {
+	if len(m.Rewrites) > 0 {
+		w.add(m.Pos, "dockerd cannot rewrite repository names: the rewrite of docker.io is not applied to Docker")
+	}
+	if caps := m.EffectiveCapabilities(); !sameStrings(caps, []string{"pull", "resolve"}) {
+		w.add(m.Pos, "dockerd uses Docker Hub mirrors to resolve and pull, never to push: capabilities [%s] cannot be expressed", strings.Join(caps, ", "))
+	}
+	if m.DialTimeout > 0 {
+		w.add(m.Pos, "dockerd has no per-mirror dial timeout: dial_timeout %s is not applied to Docker", m.DialTimeout)
+	}
+	if !m.TriesUpstream() {
+		w.add(m.Pos, "dockerd always falls back to Docker Hub after its mirrors: upstream_fallback: false cannot be expressed")
+	}
+}
+
+// dockerInsecure returns the insecure-registries entries the spec derives:
+// host[:port] of every endpoint reached over plain http or with
+// insecure_skip_verify, and every configs host with insecure_skip_verify.
+func dockerInsecure(s *spec.Spec, w *warnList) []string {
+	if s == nil {
+		return nil
+	}
+	var out []string
+	add := func(host string) {
+		if !slices.Contains(out, host) {
+			out = append(out, host)
+		}
+	}
+	skipVerify := func(host string) bool {
+		c := s.Configs[host]
+		return c != nil && c.TLS != nil && c.TLS.InsecureSkipVerify
+	}
+	for _, reg := range slices.Sorted(maps.Keys(s.Mirrors)) {
+		for _, ep := range s.Mirrors[reg].Endpoints {
+			u, err := dockerEndpointURL(ep)
+			if err != nil || isDockerHubHost(u.Hostname()) {
+				continue
+			}
+			if u.Scheme == "http" || skipVerify(u.Host) {
+				add(u.Host)
+			}
+		}
+	}
+	for _, host := range slices.Sorted(maps.Keys(s.Configs)) {
+		c := s.Configs[host]
+		switch {
+		case !skipVerify(host):
+		case host == "*":
+			w.add(c.TLS.Pos, `dockerd has no wildcard insecure registry: insecure_skip_verify of configs "*" is not applied to Docker`)
+		case isDockerHubHost(host):
+			w.add(c.TLS.Pos, "dockerd always verifies Docker Hub: insecure_skip_verify of %q is not applied to Docker", host)
+		default:
+			add(host)
+		}
+	}
+	return out
+}
+
+func dockerRedact(ep string) string {
+	if u, err := url.Parse(ep); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return ep
+}
+
+// sameStrings reports whether a and b hold the same strings, ignoring order.
+func sameStrings(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}

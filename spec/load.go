@@ -1,0 +1,192 @@
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// defaultKeep is how many backup sets are kept when backups.keep is unset.
+const defaultKeep = 10
+
+// Parse reads one spec document named name (the name positions carry).
+// Files it references (password_file, ca_file, ...) are read through opts,
+// relative to the directory of name unless absolute. A bad spec returns
+// Errors listing every mistake found.
+func Parse(name string, data []byte, opts Options) (*Spec, error) {
+	s := newSpec()
+	p := newParser(name, opts.withDefaults())
+	p.document(s, data)
+	if len(p.errs) > 0 {
+		return nil, p.errs.sorted()
+	}
+	s.Files = []string{name}
+	s.setDefaults()
+	return s, nil
+}
+
+// Load reads the spec at mainPath, then the drop-ins
+// <dir(mainPath)>/conf.d/*.yaml in lexical order, each merged over what came
+// before: a drop-in's mirrors.<registry> replaces the whole entry, its
+// configs.<host>.auth and .tls replace those blocks, and the engines: and
+// backups: keys it sets override. A missing conf.d is not an error. A bad
+// spec returns Errors covering every file; I/O failures are wrapped errors.
+func Load(mainPath string, opts Options) (*Spec, error) {
+	opts = opts.withDefaults()
+	data, err := opts.ReadFile(mainPath)
+	if err != nil {
+		return nil, fmt.Errorf("reading spec: %w", err)
+	}
+	dropIns, err := opts.Glob(filepath.Join(globEscape(filepath.Dir(mainPath)), "conf.d", "*.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("listing drop-ins: %w", err)
+	}
+	slices.Sort(dropIns)
+
+	s := newSpec()
+	s.Files = append([]string{mainPath}, dropIns...)
+	var errs Errors
+	for i, name := range s.Files {
+		if i > 0 {
+			if data, err = opts.ReadFile(name); err != nil {
+				return nil, fmt.Errorf("reading drop-in: %w", err)
+			}
+		}
+		p := newParser(name, opts)
+		p.document(s, data)
+		errs = append(errs, p.errs.sorted()...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	s.setDefaults()
+	return s, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.ReadFile == nil {
+		o.ReadFile = os.ReadFile
+	}
+	if o.Glob == nil {
+		o.Glob = filepath.Glob
+	}
+	if o.LookupEnv == nil {
+		o.LookupEnv = os.LookupEnv
+	}
+	return o
+}
+
+// globEscape quotes the pattern characters of a literal path, so that a
+// spec directory named like "[x]" still finds its drop-ins.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func newSpec() *Spec {
+	return &Spec{Mirrors: map[string]*Mirror{}, Configs: map[string]*Config{}}
+}
+
+// setDefaults fills what an absent key means, so consumers never see an
+// empty Toggle or a zero Keep.
+func (s *Spec) setDefaults() {
+	for _, t := range []*Toggle{&s.Engines.Containerd.Enabled, &s.Engines.Docker.Enabled, &s.Engines.K3s.Enabled, &s.Engines.Crictl.Enabled} {
+		if *t == "" {
+			*t = Auto
+		}
+	}
+	if s.Backups.Keep == 0 {
+		s.Backups.Keep = defaultKeep
+	}
+}
+
+// document reads one file's YAML over s. An empty file, or one with only
+// comments, sets nothing.
+func (p *parser) document(s *Spec, data []byte) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if !errors.Is(err, io.EOF) {
+			p.syntaxError(err, data)
+		}
+		return
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		p.errorf(&next, "merge them into one document, or move the second into a conf.d/*.yaml drop-in",
+			"more than one YAML document")
+	case !errors.Is(err, io.EOF):
+		p.syntaxError(err, data)
+	}
+	if len(doc.Content) == 0 {
+		return
+	}
+	root := resolve(doc.Content[0])
+	if !isNull(root) && root.Kind != yaml.MappingNode {
+		p.errorf(root, "a spec is a mapping with the keys mirrors, configs, engines and backups",
+			"expected a mapping at the top of the file, got %s", kindOf(root))
+		return
+	}
+	p.fields(root, "the spec", []field{
+		{"mirrors", func(_, v *yaml.Node) { p.mirrors(s, v) }},
+		{"configs", func(_, v *yaml.Node) { p.configs(s, v) }},
+		{"engines", func(_, v *yaml.Node) { p.engines(&s.Engines, v) }},
+		{"backups", func(_, v *yaml.Node) { p.backups(&s.Backups, v) }},
+	})
+}
+
+// syntaxError turns a yaml.v3 parse error ("yaml: line 3: ...") into an
+// Error. yaml.v3 gives no column, so the position is the line's start.
+func (p *parser) syntaxError(err error, data []byte) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, text, ok := strings.Cut(rest, ": "); ok {
+			if n, err := strconv.Atoi(num); err == nil {
+				line, msg = n, text
+			}
+		}
+	}
+	pos := Pos{File: p.file}
+	hint := ""
+	if line > 0 {
+		pos.Line, pos.Column = line, 1
+		hint = syntaxHint(lineAt(data, line))
+	}
+	p.errs = append(p.errs, &Error{Pos: pos, Msg: "invalid YAML: " + msg, Hint: hint})
+}
+
+func lineAt(data []byte, n int) string {
+	lines := strings.Split(string(data), "\n")
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	return lines[n-1]
+}
+
+func syntaxHint(line string) string {
+	trimmed := strings.TrimLeft(line, " \t")
+	switch {
+	case strings.Contains(line[:len(line)-len(trimmed)], "\t"):
+		return "indent with spaces; YAML does not allow tabs"
+	case strings.HasPrefix(trimmed, "*"):
+		// An unquoted * starts a YAML alias; the k3s docs warn about it too.
+		return `quote the wildcard: "*":`
+	}
+	return "check the indentation and quoting on this line and the one before"
+}

@@ -1,0 +1,261 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+func (p *parser) mirrors(s *Spec, n *yaml.Node) {
+	if !p.mapping(n, "mirrors") {
+		return
+	}
+	for _, e := range p.pairs(n) {
+		if msg, hint := checkHost(e.k.Value); msg != "" {
+			p.errorf(e.k, hint, "mirrors: registry %s", msg)
+		}
+		// A later file's entry replaces the whole entry (drop-in rule).
+		s.Mirrors[e.k.Value] = p.mirror(e.k, e.v)
+	}
+}
+
+func (p *parser) mirror(k, v *yaml.Node) *Mirror {
+	m := &Mirror{Pos: p.pos(k)}
+	p.fields(v, "mirrors."+redactURL(k.Value), []field{
+		{"endpoint", func(_, v *yaml.Node) { m.Endpoints, m.EndpointPos = p.endpoints(v) }},
+		{"rewrite", func(_, v *yaml.Node) { m.Rewrites = p.rewrites(v) }},
+		{"capabilities", func(_, v *yaml.Node) { m.Capabilities = p.capabilities(v) }},
+		{"upstream_fallback", func(_, v *yaml.Node) {
+			if b, ok := p.boolean(v, "upstream_fallback"); ok {
+				m.UpstreamFallback = &b
+			}
+		}},
+		{"dial_timeout", func(_, v *yaml.Node) { m.DialTimeout = p.dialTimeout(v) }},
+	})
+	return m
+}
+
+func (p *parser) endpoints(n *yaml.Node) ([]string, []Pos) {
+	vals, nodes, _ := p.strList(n, "endpoint", `write endpoint: ["https://mirror.example.com"]`)
+	var poss []Pos
+	seen := map[string]*yaml.Node{}
+	for i, raw := range vals {
+		node := nodes[i]
+		poss = append(poss, p.pos(node))
+		key, msg, hint := checkEndpoint(raw)
+		if msg != "" {
+			p.errorf(node, hint, "endpoint %q: %s", redactURL(raw), msg)
+			continue
+		}
+		if first, dup := seen[key]; dup {
+			// k3s de-duplicates after normalising, so the second is dead weight
+			// and usually a copy-paste slip.
+			p.errorf(node, "remove one of them", "duplicate endpoint %q (same as %q at %s)",
+				raw, first.Value, p.pos(first))
+			continue
+		}
+		seen[key] = node
+	}
+	return vals, poss
+}
+
+// checkEndpoint checks a mirror endpoint the way k3s reads it
+// (normalizeEndpointAddress, docs/ENGINES.md §C.3): host, host:port or
+// http(s)://host[:port][/path]. It returns a key under which equivalent
+// spellings (h, https://h, https://h/v2) collide, or a message and a hint.
+// Neither ever contains the userinfo of the URL.
+func checkEndpoint(raw string) (key, msg, hint string) {
+	const example = "write a URL such as https://mirror.example.com or https://nexus.example.com/repository/docker-proxy/v2"
+	if raw == "" {
+		return "", "empty endpoint", example
+	}
+	if strings.ContainsAny(raw, " \t\r\n") {
+		return "", "contains whitespace", example
+	}
+	if strings.Contains(raw, "@") {
+		return "", "credentials must not be in the URL",
+			"remove user:password@ and put them under configs.<host>.auth, with the password in a password_file"
+	}
+	full := raw
+	if i := strings.Index(raw, "://"); i >= 0 {
+		if s := strings.ToLower(raw[:i]); s != "http" && s != "https" {
+			return "", fmt.Sprintf("scheme %q is not supported", raw[:i]), "use https:// (or http:// for a plain-HTTP mirror)"
+		}
+	} else {
+		full = "https://" + raw // what k3s does with a bare host
+	}
+	u, err := url.Parse(full)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", err.Error(), example
+	}
+	switch {
+	case u.RawQuery != "" || u.ForceQuery:
+		return "", "must not have a query string", "remove the ?… part; containerd adds ?ns=<registry> itself"
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "", "must not have a fragment", "remove the #… part"
+	case u.Hostname() == "":
+		return "", "has no host", example
+	}
+	if m, h := checkHost(u.Host); m != "" {
+		return "", "host " + m, h
+	}
+	path := strings.TrimRight(u.Path, "/")
+	if path == "" {
+		path = "/v2" // k3s treats "", "/" and "/v2" alike
+	}
+	return strings.ToLower(u.Host) + path, "", ""
+}
+
+// redactURL hides anything that could be userinfo in a URL as written.
+func redactURL(raw string) string {
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 {
+		start = i + 3
+	}
+	if at := strings.LastIndex(raw, "@"); at >= start {
+		return raw[:start] + "***" + raw[at:]
+	}
+	return raw
+}
+
+// checkHost checks a registry name or config host: "*" or host[:port], with
+// IPv6 addresses in brackets. It returns a message and a hint, or "".
+func checkHost(s string) (msg, hint string) {
+	if s == "*" {
+		return "", ""
+	}
+	if s == "" {
+		return "name is empty", `write a host such as docker.io, registry.example.com:5000 or "*"`
+	}
+	if i := strings.Index(s, "://"); i >= 0 {
+		return fmt.Sprintf("%q must not have a scheme", redactURL(s)), "write the host only: " + hostOf(s)
+	}
+	if strings.Contains(s, "@") {
+		return fmt.Sprintf("%q must not contain credentials", redactURL(s)), "put them under configs.<host>.auth"
+	}
+	if strings.ContainsAny(s, "/?#") {
+		return fmt.Sprintf("%q must be a host[:port], not a URL path", s),
+			"write the host only: " + hostOf(s) + "; mirror paths go in endpoint URLs"
+	}
+	host, port := s, ""
+	if strings.HasPrefix(s, "[") || strings.Count(s, ":") == 1 {
+		h, p, err := net.SplitHostPort(s)
+		switch {
+		case err == nil:
+			host, port = h, p
+		case strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]"):
+			host = s[1 : len(s)-1]
+		default:
+			return fmt.Sprintf("%q is not host[:port]", s), "write host or host:port"
+		}
+	} else if strings.Contains(s, ":") {
+		return fmt.Sprintf("%q is not host[:port]", s), "put IPv6 addresses in brackets: [fd00::1]:5000"
+	}
+	if port == "" && strings.HasSuffix(s, ":") {
+		return fmt.Sprintf("%q has an empty port", s), "write host or host:port"
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Sprintf("%q has an invalid port", s), "a port is a number from 1 to 65535"
+		}
+	}
+	if strings.Contains(host, ":") {
+		if net.ParseIP(host) == nil {
+			return fmt.Sprintf("%q is not a valid IPv6 address", s), ""
+		}
+		return "", ""
+	}
+	if host == "" {
+		return fmt.Sprintf("%q has no host", s), "write host or host:port"
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return fmt.Sprintf("%q contains %q", s, c), "a host name has letters, digits, dots and dashes"
+		}
+	}
+	return "", ""
+}
+
+// hostOf strips a scheme, userinfo and path, for "write this instead" hints.
+func hostOf(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	if i := strings.IndexAny(s, "/?#"); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+func (p *parser) rewrites(n *yaml.Node) map[string]string {
+	if !p.mapping(n, "rewrite") {
+		return nil
+	}
+	out := map[string]string{}
+	for _, e := range p.pairs(n) {
+		if _, err := regexp.Compile(e.k.Value); err != nil {
+			p.errorf(e.k, "rewrites are Go (RE2) regular expressions: no lookaround or backreferences", "rewrite: %v", err)
+		}
+		if r, ok := p.str(e.v, "rewrite replacement", `write "^library/(.*)": "mirror/$1"`); ok {
+			out[e.k.Value] = r
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func (p *parser) capabilities(n *yaml.Node) []string {
+	const hint = "write a subset of [pull, resolve, push]"
+	vals, nodes, ok := p.strList(n, "capabilities", hint)
+	if !ok {
+		return nil
+	}
+	if len(vals) == 0 {
+		p.errorf(n, "remove the key for the default [pull, resolve]", "capabilities: empty list")
+		return nil
+	}
+	seen := map[string]*yaml.Node{}
+	for i, c := range vals {
+		switch {
+		case c != "pull" && c != "resolve" && c != "push":
+			p.errorf(nodes[i], hint, "capabilities: unknown capability %q", c)
+		case seen[c] != nil:
+			p.errorf(nodes[i], "list it once", "capabilities: duplicate %q (first at %s)", c, p.pos(seen[c]))
+		default:
+			seen[c] = nodes[i]
+		}
+	}
+	return vals
+}
+
+func (p *parser) dialTimeout(n *yaml.Node) time.Duration {
+	const hint = `write a duration such as "3s" or "500ms"`
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+		p.errorf(n, hint, "dial_timeout: expected a duration, got %s", kindOf(n))
+		return 0
+	}
+	d, err := time.ParseDuration(n.Value)
+	switch {
+	case err != nil:
+		p.errorf(n, hint, "dial_timeout: %q is not a duration", n.Value)
+	case d <= 0:
+		p.errorf(n, hint, "dial_timeout: must be positive")
+	}
+	return d
+}
