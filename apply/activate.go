@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/mirrorctl/mirrorctl/engines"
 	"github.com/mirrorctl/mirrorctl/plan"
@@ -64,6 +65,12 @@ func checkHealth(ctx context.Context, opts Options, e *plan.Engine) error {
 	if h == nil {
 		h = Check
 	}
+	timeout := opts.HealthTimeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	return h(ctx, opts.Root, e)
 }
 

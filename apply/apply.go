@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/mirrorctl/mirrorctl/engines"
 	"github.com/mirrorctl/mirrorctl/plan"
@@ -32,6 +33,8 @@ type Options struct {
 	Keep int
 	// Health judges an engine after its activation; nil means Check.
 	Health func(ctx context.Context, root string, e *plan.Engine) error
+	// HealthTimeout is how long an engine may take to come up and pass.
+	HealthTimeout time.Duration
 	// Reason is recorded in the backup set ("sync", "watch", "rollback 2026…").
 	Reason string
 	// Restoring, when set, is the ownership state to save after the files

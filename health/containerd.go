@@ -18,9 +18,6 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 )
 
-// Wait is how long a check waits for an engine to come up after a restart.
-const Wait = 60 * time.Second
-
 // criPlugins are the plugins whose failure breaks image pulls for kubelet:
 // the CRI service, and on 2.x the images plugin that owns the registry config.
 var criPlugins = []struct{ typ, id string }{
@@ -29,7 +26,8 @@ var criPlugins = []struct{ typ, id string }{
 }
 
 // Containerd checks that the containerd on socket serves and that its CRI
-// plugins loaded. When wantConfigPath is set and the daemon exports its
+// plugins loaded. It waits for a restarting daemon until ctx ends, so the
+// caller's deadline is how long an engine may take to come up. When wantConfigPath is set and the daemon exports its
 // registry config path (2.x), they must match.
 func Containerd(ctx context.Context, socket, wantConfigPath string) error {
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -37,8 +35,6 @@ func Containerd(ctx context.Context, socket, wantConfigPath string) error {
 		return fmt.Errorf("containerd at %s: %w", socket, err)
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, Wait)
-	defer cancel()
 	var resp *introspection.PluginsResponse
 	err = retry(ctx, func(ctx context.Context) error {
 		resp, err = introspection.NewIntrospectionClient(conn).Plugins(ctx, &introspection.PluginsRequest{})
@@ -106,4 +102,3 @@ func retry(ctx context.Context, f func(context.Context) error) error {
 		}
 	}
 }
-

@@ -14,7 +14,7 @@ import (
 
 // Docker checks that dockerd on socket answers /_ping and that /info lists
 // exactly wantMirrors as its registry mirrors (dockerd reloads them on
-// SIGHUP asynchronously, so it polls until they match or time runs out).
+// SIGHUP asynchronously, so it polls until they match or ctx ends).
 func Docker(ctx context.Context, socket string, wantMirrors []string) error {
 	client := &http.Client{
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -23,8 +23,6 @@ func Docker(ctx context.Context, socket string, wantMirrors []string) error {
 		}},
 		Timeout: 5 * time.Second,
 	}
-	ctx, cancel := context.WithTimeout(ctx, Wait)
-	defer cancel()
 	want := normalizeMirrors(wantMirrors)
 	var got []string
 	err := retry(ctx, func(ctx context.Context) error {

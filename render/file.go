@@ -14,6 +14,9 @@ type File struct {
 	// Mode is the permission to create the file with. An existing file keeps
 	// its mode unless Secret is set, which forces 0600.
 	Mode fs.FileMode
+	// ForceMode applies Mode to an existing file too (restoring a backup
+	// puts back the exact mode).
+	ForceMode bool
 	// Secret marks a file that holds credentials: written 0600, and its
 	// diff is redacted.
 	Secret bool

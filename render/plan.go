@@ -89,6 +89,8 @@ func planFile(root string, f File) (Change, error) {
 	case f.Secret && c.OldMode&0o077 != 0:
 		// Same bytes but readable by others: rewrite to fix the mode.
 		c.Op = Update
+	case f.ForceMode && f.Mode != 0 && c.OldMode != f.Mode:
+		c.Op = Update
 	default:
 		c.Op = Keep
 	}
@@ -99,6 +101,8 @@ func planFile(root string, f File) (Change, error) {
 // secrets, the existing mode for existing files, else File.Mode (0644 if unset).
 func (c Change) WantMode() fs.FileMode {
 	switch {
+	case c.File.ForceMode && c.File.Mode != 0:
+		return c.File.Mode
 	case c.File.Secret:
 		return 0o600
 	case c.Old != nil:

@@ -162,7 +162,7 @@ func (s *Store) RestoreFiles(set *Set) ([]render.File, error) {
 		if sum(data) != f.SHA256 {
 			return nil, fmt.Errorf("backup set %s is corrupt: the saved %s does not match its sha256", set.ID, f.Path)
 		}
-		rf.Data, rf.Mode = data, f.Mode
+		rf.Data, rf.Mode, rf.ForceMode = data, f.Mode, true
 		rf.Secret = f.Mode == 0o600
 		rf.Owner = &render.Owner{UID: f.UID, GID: f.GID}
 		files = append(files, rf)

@@ -117,6 +117,7 @@ func runRollback(ctx context.Context, g *globalFlags, id string) error {
 	res, err := apply.Run(ctx, p, apply.Options{
 		Root: g.root, Store: store, Dial: dial, Adopt: true, Keep: s.Backups.Keep,
 		Reason: "rollback to " + set.ID, Restoring: set.State, Log: log,
+		Health: g.health, HealthTimeout: g.healthWait,
 	})
 	if res != nil {
 		fmt.Fprintf(g.stdout, "restored backup set %s\n", set.ID)

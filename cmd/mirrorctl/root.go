@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mirrorctl/mirrorctl/credentials"
+	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/spec"
 	"github.com/mirrorctl/mirrorctl/systemd"
 )
@@ -56,8 +57,12 @@ type globalFlags struct {
 	bus       string
 	lockWait  time.Duration
 
+	healthWait time.Duration
+
 	// dial overrides how systemd is reached; tests set a recorder here.
 	dial func(ctx context.Context) (systemd.Bus, error)
+	// health overrides the engines' health checks; tests only.
+	health func(ctx context.Context, root string, e *plan.Engine) error
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -107,6 +112,7 @@ Docker (daemon.json, certs.d, config.json), k3s/RKE2 (registries.yaml) and crict
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	pf.BoolVar(&g.noRestart, "no-restart", false, "write files but leave reloads and restarts pending (and say which)")
 	pf.StringVar(&g.bus, "bus", "", "D-Bus address of the host's systemd (default: the system bus when --root is /; e.g. unix:path=/host/run/dbus/system_bus_socket)")
+	pf.DurationVar(&g.healthWait, "health-timeout", time.Minute, "how long an engine may take to come up and pass its health check after a reload or restart")
 	pf.DurationVar(&g.lockWait, "lock-timeout", 2*time.Minute, "how long to wait for another mirrorctl (sync, rollback, watch) to finish")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if g.output != "text" && g.output != "json" {
@@ -136,7 +142,12 @@ Docker (daemon.json, certs.d, config.json), k3s/RKE2 (registries.yaml) and crict
 
 // run executes the command line and returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	g := &globalFlags{stdin: stdin, stdout: stdout, stderr: stderr}
+	return runWith(ctx, &globalFlags{stdin: stdin, stdout: stdout, stderr: stderr}, args)
+}
+
+// runWith is run with the globals prepared; tests set g.dial and g.health.
+func runWith(ctx context.Context, g *globalFlags, args []string) int {
+	stdin, stdout, stderr := g.stdin, g.stdout, g.stderr
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	root.SetIn(stdin)

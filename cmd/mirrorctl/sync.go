@@ -62,6 +62,7 @@ func runSync(ctx context.Context, g *globalFlags, f syncFlags) error {
 		Keep:   p.Spec.Backups.Keep,
 		Reason: "sync",
 		Log:    log,
+		Health: g.health, HealthTimeout: g.healthWait,
 	})
 	if res != nil {
 		if rerr := reportSync(g, res, why); rerr != nil && err == nil {
