@@ -20,8 +20,9 @@ test:
 e2e: build
 	bash e2e/run.sh
 
-bench:
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	bash testdata/demo/bench-process.sh $(BIN)
 
 # Sync the bundled Nexus3-style example into a scratch root and show the result.
 demo: build

@@ -25,7 +25,7 @@ import (
 // legacy mirrors block, Docker 20.10 with its own daemon.json, crictl) and a
 // directory for specs and secrets beside it.
 type host struct {
-	t    *testing.T
+	t    testing.TB
 	root string
 	etc  string // spec directory (mirrorctl's own filesystem)
 	rec  *systemdtest.Recorder
@@ -35,7 +35,7 @@ type host struct {
 	specs   int
 }
 
-func newHost(t *testing.T) *host {
+func newHost(t testing.TB) *host {
 	t.Helper()
 	h := &host{t: t, root: filepath.Join(t.TempDir(), "root"), etc: t.TempDir(), rec: &systemdtest.Recorder{}}
 	copyTree(t, "../../testdata/demo/root", h.root)
@@ -44,7 +44,7 @@ func newHost(t *testing.T) *host {
 	return h
 }
 
-func copyTree(t *testing.T, from, to string) {
+func copyTree(t testing.TB, from, to string) {
 	t.Helper()
 	err := filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

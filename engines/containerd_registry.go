@@ -1,0 +1,164 @@
+package engines
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// legacyContent is what config.toml's deprecated registry tables held.
+// containerd refuses `mirrors` (and 1.x `configs.*.tls`) next to
+// config_path, so they move into hosts.toml (docs/ENGINES.md §A.2).
+type legacyContent struct {
+	mirrors map[string][]string   // registry → endpoints
+	tls     map[string]*legacyTLS // host → TLS
+}
+
+// takeLegacy removes `mirrors` and `configs.*.tls` from the live registry
+// table, and the other schema's registry table as a whole: containerd
+// 2.3+ would copy a stale one over the live table when migrating. What the
+// stale table holds besides mirrors, TLS and config_path (auth, headers)
+// moves into the live table unless the live table already has it.
+func (c *containerdConfig) takeLegacy(schema int) (legacyContent, []string, error) {
+	lc := legacyContent{mirrors: map[string][]string{}, tls: map[string]*legacyTLS{}}
+	live := []string{"plugins", registryPlugin(schema), "registry"}
+	if reg := table(c.doc, live...); reg != nil {
+		lc.collect(reg)
+	}
+	other := criV1Plugin
+	switch schema {
+	case 1:
+		return lc, nil, nil
+	case 2:
+		other = criImagesPlugin
+	}
+	stale := table(c.doc, "plugins", other, "registry")
+	if stale == nil {
+		return lc, nil, nil
+	}
+	lc.collect(stale)
+	reg, err := c.ensureTable(live...)
+	if err != nil {
+		return lc, nil, err
+	}
+	for _, k := range sortedKeys(stale) {
+		switch k {
+		case "mirrors", "config_path":
+		case "configs":
+			cfgs, _ := stale[k].(map[string]any)
+			for _, h := range sortedKeys(cfgs) {
+				auth := table(cfgs, h)["auth"]
+				if auth == nil {
+					continue
+				}
+				t, err := c.ensureTable(append(live, "configs", h)...)
+				if err != nil {
+					return lc, nil, err
+				}
+				if t["auth"] == nil {
+					t["auth"] = auth
+				}
+			}
+		default:
+			if _, ok := reg[k]; !ok {
+				reg[k] = stale[k]
+			}
+		}
+	}
+	delete(table(c.doc, "plugins", other), "registry")
+	c.pruneEmpty("plugins", other)
+	note := fmt.Sprintf("removed the stale [plugins.%q.registry] table (version %d files use [plugins.%q.registry])",
+		other, schema, registryPlugin(schema))
+	return lc, []string{note}, nil
+}
+
+// collect moves mirrors and configs.*.tls out of a registry table, keeping
+// entries already collected from the live table.
+func (lc legacyContent) collect(reg map[string]any) {
+	// An empty mirrors table is harmless next to config_path (containerd
+	// checks len(mirrors)), so only a non-empty one is removed.
+	if mirrors, ok := reg["mirrors"].(map[string]any); ok && len(mirrors) > 0 {
+		for r := range mirrors {
+			if _, dup := lc.mirrors[r]; dup {
+				continue
+			}
+			var eps []string
+			list, _ := table(mirrors, r)["endpoint"].([]any)
+			for _, e := range list {
+				if s, ok := e.(string); ok {
+					eps = append(eps, s)
+				}
+			}
+			lc.mirrors[r] = eps
+		}
+		delete(reg, "mirrors")
+	}
+	cfgs, ok := reg["configs"].(map[string]any)
+	if !ok {
+		return
+	}
+	removed := false
+	for h := range cfgs {
+		t := table(cfgs, h)
+		tls, ok := t["tls"].(map[string]any)
+		if !ok {
+			continue
+		}
+		removed = true
+		if _, dup := lc.tls[h]; !dup {
+			str := func(k string) string { s, _ := tls[k].(string); return s }
+			skip, _ := tls["insecure_skip_verify"].(bool)
+			lc.tls[h] = &legacyTLS{CAFile: str("ca_file"), CertFile: str("cert_file"), KeyFile: str("key_file"), InsecureSkipVerify: skip}
+		}
+		delete(t, "tls")
+		if len(t) == 0 {
+			delete(cfgs, h)
+		}
+	}
+	if removed && len(cfgs) == 0 {
+		delete(reg, "configs")
+	}
+}
+
+// setRegistry points config_path at certsDir and makes configs.*.auth hold
+// exactly want for the hosts mirrorctl manages: entries it wrote before
+// (the auth marker) or whose credentials now travel as headers (drop) are
+// removed when want lacks them; entries the user wrote for other hosts stay.
+func (c *containerdConfig) setRegistry(schema int, certsDir string, want map[string]map[string]any, drop []string) ([]string, error) {
+	live := []string{"plugins", registryPlugin(schema), "registry"}
+	reg, err := c.ensureTable(live...)
+	if err != nil {
+		return nil, err
+	}
+	var notes []string
+	if cur, ok := reg["config_path"].(string); ok && cur != "" && cur != certsDir {
+		why := "hosts directories under it are no longer read"
+		if strings.ContainsRune(cur, ':') {
+			why = "containerd 2.1+ transfer-service pulls ignore a list of directories"
+		}
+		notes = append(notes, fmt.Sprintf("config_path %q replaced by %q: %s", cur, certsDir, why))
+	}
+	reg["config_path"] = certsDir
+
+	remove := append(slices.Clone(c.owned), drop...)
+	sort.Strings(remove)
+	for _, h := range slices.Compact(remove) {
+		if _, keep := want[h]; keep {
+			continue
+		}
+		if t := table(reg, "configs", h); t != nil && t["auth"] != nil {
+			delete(t, "auth")
+			c.pruneEmpty(append(live, "configs", h)...)
+		}
+	}
+	for _, h := range sortedKeys(want) {
+		t, err := c.ensureTable(append(live, "configs", h)...)
+		if err != nil {
+			return nil, err
+		}
+		t["auth"] = want[h]
+	}
+	c.owns = sortedKeys(want)
+	return notes, nil
+}
