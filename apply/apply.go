@@ -9,7 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mirrorctl/mirrorctl/engines"
@@ -86,7 +89,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	work := map[*plan.Engine][]render.Change{}
 	var paths []string
 	for _, e := range p.Managed() {
-		changes, conflicts := excludeConflicts(e.Changes, st, opts.Adopt)
+		changes, conflicts := excludeConflicts(opts.Root, e.Changes, st, opts.Adopt)
 		res.Conflicts = append(res.Conflicts, conflicts...)
 		if len(conflicts) > 0 {
 			e.Changes = changes
@@ -157,7 +160,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 // excludeConflicts drops changes to files mirrorctl does not own, with
 // every other file of their group (a registry directory changes whole or
 // not at all).
-func excludeConflicts(changes []render.Change, st *state.State, adopt bool) ([]render.Change, []state.Conflict) {
+func excludeConflicts(root string, changes []render.Change, st *state.State, adopt bool) ([]render.Change, []state.Conflict) {
 	merged := func(path string) bool {
 		for _, c := range changes {
 			if c.File.Path == path {
@@ -166,7 +169,7 @@ func excludeConflicts(changes []render.Change, st *state.State, adopt bool) ([]r
 		}
 		return false
 	}
-	conflicts := st.Conflicts(changes, merged)
+	conflicts := append(st.Conflicts(changes, merged), foreignDirs(root, changes, st)...)
 	if adopt || len(conflicts) == 0 {
 		return changes, nil
 	}
@@ -194,4 +197,43 @@ func conflictErr(res *Result) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %d file(s); re-run with --adopt to take them over", ErrConflicts, len(res.Conflicts))
+}
+
+// foreignDirs reports registry directories (groups) that mirrorctl would
+// create files in although they already hold files it did not write: a
+// hosts.toml dropped into a Docker-style certs.d/<host>/ directory would
+// change how containerd reads the files already there (it stops scanning
+// *.crt once hosts.toml exists).
+func foreignDirs(root string, changes []render.Change, st *state.State) []state.Conflict {
+	var out []state.Conflict
+	seen := map[string]bool{}
+	for _, c := range changes {
+		if c.File.Group == "" || c.Op != render.Create || seen[c.File.Group] {
+			continue
+		}
+		seen[c.File.Group] = true
+		dir := path.Dir(c.File.Path)
+		entries, err := os.ReadDir(render.HostPath(root, dir))
+		if err != nil {
+			continue // no directory yet: nothing to conflict with
+		}
+		for _, ent := range entries {
+			p := path.Join(dir, ent.Name())
+			if _, ours := st.Files[p]; ours || strings.HasPrefix(ent.Name(), ".") || renderedHere(changes, p) {
+				continue
+			}
+			out = append(out, state.Conflict{Path: c.File.Path, Reason: fmt.Sprintf("%s holds %s, which mirrorctl did not write", dir, ent.Name())})
+			break
+		}
+	}
+	return out
+}
+
+func renderedHere(changes []render.Change, p string) bool {
+	for _, c := range changes {
+		if c.File.Path == p && c.Op != render.Create {
+			return true // exists and is being updated/kept: judged by st.Conflicts
+		}
+	}
+	return false
 }

@@ -194,6 +194,9 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	for _, n := range append(notes, more...) {
 		rc.warn(spec.Pos{}, "%s", n)
 	}
+	for _, w := range importWarnings(h.FS, cfg.doc, p.config) {
+		rc.warn(spec.Pos{}, "%s", w)
+	}
 	if cfg.criDisabled(schema) {
 		rc.warn(spec.Pos{}, "%s disables the CRI plugin (disabled_plugins): kubelet and crictl pulls will not use these mirrors", p.config)
 	}

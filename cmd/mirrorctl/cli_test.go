@@ -374,3 +374,29 @@ func TestMain(m *testing.M) {
 }
 
 var _ = io.Discard
+
+// A Docker-style certs.d/<host>/ directory made by hand (a CA, no hosts.toml)
+// is not taken over: writing hosts.toml there would stop containerd reading
+// the user's *.crt files.
+func TestForeignRegistryDirectoryIsAConflict(t *testing.T) {
+	h := newHost(t)
+	h.healthy = func(string) error { return nil }
+	ca := filepath.Join(h.root, "etc/containerd/certs.d/ghcr.io/ca.crt")
+	if err := os.MkdirAll(filepath.Dir(ca), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, []byte("user CA\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := h.run("", "--config", h.spec("https://nexus.example.internal:8443", "https://g.example.internal", "u"), "sync")
+	if code != exitConflict || !strings.Contains(out, "ghcr.io holds ca.crt, which mirrorctl did not write") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(h.root, "etc/containerd/certs.d/ghcr.io/hosts.toml")); !os.IsNotExist(err) {
+		t.Errorf("hosts.toml written into the user's directory (err=%v)", err)
+	}
+	// The other registries were applied.
+	if _, err := os.Stat(filepath.Join(h.root, "etc/containerd/certs.d/docker.io/hosts.toml")); err != nil {
+		t.Errorf("docker.io hosts.toml not written: %v", err)
+	}
+}
