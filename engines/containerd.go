@@ -136,15 +136,22 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	}
 	set := s.Engines.Containerd
 	p := resolveContainerdPaths(set, h.FS)
-	header := false
+	rel := parseRelease(d.Version)
+	var header bool
 	switch set.Credentials {
-	case "", "config":
+	case "", "auto":
+		// Measured in make e2e (README, "containerd credentials"): both
+		// forms work on 1.6 and 2.4 for a Basic-auth registry, but from 2.1
+		// registry.configs pushes CRI back to local pull and is deprecated,
+		// while hosts.toml headers are live and also reach token endpoints.
+		// Before 2.1 headers do not reach token endpoints, so config wins.
+		header = rel.atLeast(2, 1, 0)
+	case "config":
 	case "header":
 		header = true
 	default:
-		return Result{}, fmt.Errorf("containerd: credentials %q: want config or header", set.Credentials)
+		return Result{}, fmt.Errorf("containerd: credentials %q: want auto, config or header", set.Credentials)
 	}
-	rel := parseRelease(d.Version)
 	cfg, err := readContainerdConfig(h.FS, p.config)
 	if err != nil {
 		return Result{}, err

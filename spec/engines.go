@@ -37,7 +37,7 @@ func (p *parser) containerd(c *Containerd, n *yaml.Node) {
 				c.Schema = i
 			}
 		}},
-		{"credentials", p.setEnum(&c.Credentials, "config", "header")},
+		{"credentials", p.setEnum(&c.Credentials, "auto", "config", "header")},
 	})
 }
 

@@ -154,8 +154,9 @@ type Containerd struct {
 	// Schema forces the config.toml version (2 or 3); 0 detects it.
 	Schema int
 	// Credentials says where registry credentials go: "config" (config.toml
-	// registry.configs.<host>.auth, the default) or "header" (a Basic
-	// Authorization header in hosts.toml; live, no restart).
+	// registry.configs.<host>.auth; needs a restart), "header" (a Basic
+	// Authorization header in hosts.toml; live, no restart) or "auto" (the
+	// default: header from containerd 2.1, config before).
 	Credentials string
 }
 

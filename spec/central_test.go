@@ -1,0 +1,104 @@
+package spec
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// A central config names a password file by a relative path: it is found in
+// the node's config directory, and the node's drop-ins are merged over it.
+func TestLoadCentralResolvesAgainstTheNode(t *testing.T) {
+	node := writeFiles(t, map[string]string{
+		"secrets/nexus": testPassword + "\n",
+		"ca.crt":        "NODE CA",
+		"conf.d/10-local.yaml": `engines:
+  containerd:
+    unit: containerd-custom.service
+`,
+	})
+	const name = "https://config.example.com/fleet/mirrors.yaml"
+	central := `mirrors:
+  docker.io:
+    endpoint: [https://nexus.example.com:8443]
+configs:
+  nexus.example.com:8443:
+    auth:
+      username: node-puller
+      password_file: secrets/nexus
+    tls:
+      ca_file: ca.crt
+`
+	s, err := LoadCentral(name, []byte(central), node, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Configs["nexus.example.com:8443"]
+	if got := c.Auth.Password.Reveal(); got != testPassword {
+		t.Errorf("password %q, want the node's file without its newline", got)
+	}
+	if c.Auth.PasswordFile != filepath.Join(node, "secrets/nexus") || string(c.TLS.CA) != "NODE CA" {
+		t.Errorf("references resolved to %s and %s, want under %s", c.Auth.PasswordFile, c.TLS.CAFile, node)
+	}
+	if c.Pos.File != name {
+		t.Errorf("position in %q, want the central name", c.Pos.File)
+	}
+	if s.Engines.Containerd.Unit != "containerd-custom.service" {
+		t.Errorf("drop-in not merged: unit %q", s.Engines.Containerd.Unit)
+	}
+	want := []string{name, filepath.Join(node, "conf.d/10-local.yaml")}
+	if !slices.Equal(s.Files, want) {
+		t.Errorf("Files %q, want %q", s.Files, want)
+	}
+}
+
+// The same bytes loaded as a local main spec and as a central one give the
+// same spec: watch with a file source applies what sync would.
+func TestLoadCentralEqualsLoad(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"config.yaml":            centralSpec,
+		"ca.crt":                 "CENTRAL CA",
+		"conf.d/20-local.yaml":   "mirrors:\n  docker.io:\n    endpoint: [https://local.example.com]\n",
+		"conf.d/10-secrets.yaml": "backups: {keep: 3}\n",
+	})
+	main := filepath.Join(dir, "config.yaml")
+	want, err := Load(main, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadCentral(main, []byte(centralSpec), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want, got, cmpSpec()); d != "" || !slices.Equal(want.Files, got.Files) {
+		t.Errorf("LoadCentral differs from Load (-Load +LoadCentral):\n%s", d)
+	}
+}
+
+// Errors carry the central name for the central part and the drop-in's path
+// for the node's part, and a missing secret on the node is a spec error.
+func TestLoadCentralErrors(t *testing.T) {
+	node := writeFiles(t, map[string]string{"conf.d/30-bad.yaml": "backups: {keep: -1}\n"})
+	const name = "https://config.example.com/mirrors.yaml"
+	central := "configs:\n  r.example.com:\n    auth:\n      username: u\n      password_file: secrets/missing\n"
+	_, err := LoadCentral(name, []byte(central), node, Options{})
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("error %v is not spec.Errors", err)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Pos.String())
+	}
+	want := []string{name + ":5:22", filepath.Join(node, "conf.d/30-bad.yaml") + ":1:17"}
+	if !slices.Equal(got, want) {
+		t.Errorf("errors at %q, want %q\n%v", got, want, err)
+	}
+	if !strings.Contains(err.Error(), filepath.Join(node, "secrets/missing")) {
+		t.Errorf("error does not name the node's path:\n%v", err)
+	}
+}
