@@ -83,7 +83,7 @@ func rollBack(ctx context.Context, opts Options, set *state.Set, touched []*plan
 		he = &HealthError{Err: cause}
 	}
 	opts.Log.Error("engine unhealthy; restoring backup set", "engine", he.Engine, "set", set.ID, "err", he.Err)
-	if err := restore(opts, set); err != nil {
+	if err := restore(opts, set, true); err != nil {
 		he.Restored = err
 		return he
 	}
@@ -109,7 +109,7 @@ func rollBack(ctx context.Context, opts Options, set *state.Set, touched []*plan
 }
 
 // restore writes back every file of set and the ownership state saved with it.
-func restore(opts Options, set *state.Set) error {
+func restore(opts Options, set *state.Set, saveState bool) error {
 	files, err := opts.Store.RestoreFiles(set)
 	if err != nil {
 		return err
@@ -118,10 +118,35 @@ func restore(opts Options, set *state.Set) error {
 	if err != nil {
 		return err
 	}
-	if err := render.Apply(opts.Root, changes); err != nil {
+	// Groups (or lone files) that are only removed go first: they free the
+	// space the rewrites need on a full disk.
+	key := func(c render.Change) string {
+		if c.File.Group != "" {
+			return c.File.Group
+		}
+		return c.File.Path
+	}
+	writes := map[string]bool{}
+	for _, c := range changes {
+		if c.Changed() && c.Op != render.Delete {
+			writes[key(c)] = true
+		}
+	}
+	var first, rest []render.Change
+	for _, c := range changes {
+		if writes[key(c)] {
+			rest = append(rest, c)
+		} else {
+			first = append(first, c)
+		}
+	}
+	if err := render.Apply(opts.Root, first); err != nil {
 		return err
 	}
-	if set.State != nil {
+	if err := render.Apply(opts.Root, rest); err != nil {
+		return err
+	}
+	if saveState && set.State != nil {
 		return opts.Store.Save(set.State)
 	}
 	return nil

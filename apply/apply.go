@@ -128,9 +128,10 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 		}
 		if err := render.Apply(opts.Root, changes); err != nil {
 			err = fmt.Errorf("%s: %w", e.Detection.Engine, err)
-			if rerr := restore(opts, set); rerr != nil {
+			if rerr := restore(opts, set, false); rerr != nil {
 				return res, fmt.Errorf("%w; restoring backup set %s ALSO failed: %v", err, set.ID, rerr)
 			}
+			res.Written = nil
 			return res, fmt.Errorf("%w (every file was restored from backup set %s)", err, set.ID)
 		}
 		st.Record(e.Detection.Engine, changes)
@@ -146,7 +147,11 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 		st = opts.Restoring
 	}
 	if err := opts.Store.Save(st); err != nil {
-		return res, err
+		if rerr := restore(opts, set, false); rerr != nil {
+			return res, fmt.Errorf("%w; restoring backup set %s ALSO failed: %v", err, set.ID, rerr)
+		}
+		res.Written = nil
+		return res, fmt.Errorf("%w (every file was restored from backup set %s)", err, set.ID)
 	}
 	if err := activateAll(ctx, opts, touched, res); err != nil {
 		return res, rollBack(ctx, opts, set, touched, err)

@@ -8,6 +8,7 @@ package engines
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path"
 	"strings"
@@ -144,7 +145,11 @@ func readOptional(fsys fs.FS, hostPath string) ([]byte, bool, error) {
 		if isNotExist(err) {
 			return nil, false, nil
 		}
-		return nil, false, err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, false, fmt.Errorf("reading %s: %w", hostPath, err)
 	}
 	return b, true, nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -28,7 +29,12 @@ type Options struct {
 	Only []string
 	// Engines overrides engines.All(), for tests.
 	Engines []engines.Engine
-	Log     *slog.Logger
+	// Owned maps each path mirrorctl wrote earlier (state.json) to the
+	// engine that wrote it. Such a file that no engine renders any more is
+	// planned for removal: a registry dropped from the spec takes its
+	// hosts.toml and certificates with it, even after a crash.
+	Owned map[string]string
+	Log   *slog.Logger
 }
 
 // Engine is one engine's part of a plan.
@@ -127,7 +133,40 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 		}
 		ep.UpdateAction()
 	}
+	if err := p.addOrphans(opts.Root, opts.Owned); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// addOrphans plans the removal of every file an engine wrote earlier that
+// no engine renders now.
+func (p *Plan) addOrphans(root string, owned map[string]string) error {
+	rendered := map[string]bool{}
+	for _, e := range p.Engines {
+		for _, c := range e.Changes {
+			rendered[c.File.Path] = true
+		}
+	}
+	for _, e := range p.Managed() {
+		var files []render.File
+		for fp, engine := range owned {
+			if engine == e.Detection.Engine && !rendered[fp] {
+				files = append(files, render.File{Path: fp, Remove: true, Group: "orphan:" + path.Dir(fp)})
+			}
+		}
+		if len(files) == 0 {
+			continue
+		}
+		slices.SortFunc(files, func(a, b render.File) int { return strings.Compare(a.Path, b.Path) })
+		changes, err := render.Plan(root, files)
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.Detection.Engine, err)
+		}
+		e.Changes = append(e.Changes, changes...)
+		e.UpdateAction()
+	}
+	return nil
 }
 
 // UpdateAction sets Action from the changes that are still pending, after

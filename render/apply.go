@@ -139,10 +139,14 @@ func keepOwner(f *os.File, oldPath string) error {
 
 func remove(root string, c Change) error {
 	p := HostPath(root, c.File.Path)
+	dir := filepath.Dir(p)
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing %s: %w", c.File.Path, err)
+	} else if err != nil {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			return nil // its directory went with a sibling
+		}
 	}
-	dir := filepath.Dir(p)
 	if err := syncDir(dir); err != nil {
 		return err
 	}

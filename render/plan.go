@@ -61,6 +61,10 @@ func planFile(root string, f File) (Change, error) {
 		c.Op = Create
 		if f.Remove {
 			c.Op = Keep
+			// A registry directory a crash left empty goes too.
+			if ents, err := os.ReadDir(filepath.Dir(p)); f.Group != "" && err == nil && len(ents) == 0 {
+				c.Op = Delete
+			}
 		}
 		return c, nil
 	case err != nil:

@@ -156,6 +156,9 @@ func (st *State) Conflicts(changes []render.Change, merged func(path string) boo
 		if c.Op != render.Update && c.Op != render.Delete {
 			continue
 		}
+		if c.Op == render.Delete && c.Old == nil {
+			continue // already gone: only its empty directory is removed
+		}
 		p := c.File.Path
 		if merged != nil && merged(p) {
 			continue

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mirrorctl/mirrorctl/plan"
+	"github.com/mirrorctl/mirrorctl/state"
 )
 
 type planFlags struct {
@@ -42,7 +43,15 @@ func buildPlan(ctx context.Context, g *globalFlags) (*plan.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := plan.Build(ctx, s, plan.Options{Root: g.root, Only: g.engines, Log: log})
+	st, err := state.Open(g.root).Load()
+	if err != nil {
+		return nil, err
+	}
+	owned := map[string]string{}
+	for path, e := range st.Files {
+		owned[path] = e.Engine
+	}
+	p, err := plan.Build(ctx, s, plan.Options{Root: g.root, Only: g.engines, Owned: owned, Log: log})
 	if err != nil {
 		return nil, err
 	}

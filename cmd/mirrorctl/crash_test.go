@@ -1,0 +1,712 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mirrorctl/mirrorctl/state"
+)
+
+// The crash test runs a real mirrorctl process: the test binary itself, run
+// again with crashChildEnv set, which makes TestMirrorctlChildProcess act as
+// main (the usual helper-process pattern; no separate build).
+const crashChildEnv = "MIRRORCTL_TEST_RUN_AS_MIRRORCTL"
+
+// TestMirrorctlChildProcess is not a test: when crashChildEnv is set it is
+// mirrorctl, with the arguments after "--".
+func TestMirrorctlChildProcess(t *testing.T) {
+	if os.Getenv(crashChildEnv) != "1" {
+		return
+	}
+	args := os.Args
+	if i := slices.Index(args, "--"); i >= 0 {
+		args = args[i+1:]
+	}
+	os.Exit(run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// mirrorctlCmd returns a command that runs mirrorctl (this test binary as
+// TestMirrorctlChildProcess) with args. Its temporary directory is tmp, so
+// that a temporary file left by a kill stays in the test's own directories.
+func mirrorctlCmd(tmp string, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestMirrorctlChildProcess$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), crashChildEnv+"=1", "TMPDIR="+tmp)
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// Spec A and spec B differ in nearly every file mirrorctl writes: the
+// hosts.toml of docker.io and ghcr.io change, quay.io's and the
+// nexus.example.internal:8443 registry directory (hosts.toml and ca.crt) go
+// away, registry.k8s.io's and hub-b's (hosts.toml and ca.crt) appear, the
+// credentials in containerd's config.toml and root's config.json change and
+// daemon.json names another Docker Hub mirror.
+const (
+	crashSpecA = `mirrors:
+  docker.io:
+    endpoint: ["https://nexus.example.internal:8443"]
+  ghcr.io:
+    endpoint: ["https://a-ghcr.example.internal"]
+  quay.io:
+    endpoint: ["https://a-quay.example.internal"]
+configs:
+  nexus.example.internal:
+    auth:
+      username: puller-a
+      password_file: secrets/nexus-password
+  nexus.example.internal:8443:
+    tls:
+      ca_file: certs/nexus-ca.crt
+engines:
+  docker:
+    auth_users: [root]
+`
+	crashSpecB = `mirrors:
+  docker.io:
+    endpoint: ["https://hub-b.example.internal:5000"]
+  ghcr.io:
+    endpoint: ["https://b-ghcr.example.internal"]
+  registry.k8s.io:
+    endpoint: ["https://b-k8s.example.internal"]
+configs:
+  nexus.example.internal:
+    auth:
+      username: puller-b
+      password_file: secrets/nexus-password
+  hub-b.example.internal:5000:
+    auth:
+      username: hub-b
+      password_file: secrets/nexus-password
+    tls:
+      ca_file: certs/nexus-ca.crt
+engines:
+  docker:
+    auth_users: [root]
+`
+	crashPassword = "s3cret-Pässword $1" // what newHost puts in secrets/nexus-password
+)
+
+// crashIterations is how many sync processes the crash test kills.
+const crashIterations = 200
+
+// A fileTree is every file and directory under a root, by relative path.
+type fileTree map[string]treeEntry
+
+type treeEntry struct {
+	dir  bool
+	mode fs.FileMode // permission bits
+	data string
+}
+
+func (e treeEntry) String() string {
+	if e.dir {
+		return "dir " + e.mode.String()
+	}
+	return fmt.Sprintf("%v %d bytes %q", e.mode, len(e.data), abbrevData(e.data))
+}
+
+func abbrevData(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
+}
+
+// readTree reads every file and directory under root.
+func readTree(root string) (fileTree, error) {
+	n := fileTree{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			n[rel] = treeEntry{dir: true, mode: info.Mode().Perm()}
+		case info.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			n[rel] = treeEntry{mode: info.Mode().Perm(), data: string(b)}
+		default:
+			return fmt.Errorf("%s: unexpected file type %v", rel, info.Mode().Type())
+		}
+		return nil
+	})
+	return n, err
+}
+
+// writeTree creates the tree n under root (which must not exist yet).
+func writeTree(root string, n fileTree) error {
+	paths := make([]string, 0, len(n))
+	for p := range n {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths) // parents first
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	for _, p := range paths {
+		e, full := n[p], filepath.Join(root, p)
+		var err error
+		if e.dir {
+			err = os.Mkdir(full, e.mode)
+		} else {
+			err = os.WriteFile(full, []byte(e.data), e.mode)
+		}
+		if err == nil {
+			err = os.Chmod(full, e.mode) // no umask
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ignoredInTree reports paths that are allowed to differ between runs: the
+// backup sets (named by time) and the lock file (it holds the last pid).
+func ignoredInTree(rel string) bool {
+	rel = filepath.ToSlash(rel)
+	return rel == "var/lib/mirrorctl/backups" || strings.HasPrefix(rel, "var/lib/mirrorctl/backups/") || rel == "var/lib/mirrorctl/lock"
+}
+
+// engineReadable reports whether a leftover file's name could be read as
+// configuration by an engine: the exact names mirrorctl writes, and the
+// extensions containerd (certs.d without hosts.toml, imports) and dockerd
+// (certs.d) load from a directory.
+func engineReadable(name string) bool {
+	switch name {
+	case "hosts.toml", "daemon.json", "config.toml", "config.json", "crictl.yaml", "registries.yaml", "ca.crt", "client.cert", "client.key", "state.json":
+		return true
+	}
+	for _, ext := range []string{".crt", ".cert", ".key", ".pem", ".toml", ".json", ".yaml", ".yml", ".conf"} {
+		if strings.HasSuffix(name, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// crashRig holds what every iteration shares.
+type crashRig struct {
+	base         *host
+	specA, specB string
+	treeA, treeB fileTree // after a full sync of A, and of A then B
+	secrets      []string // what no leftover readable by others may contain
+}
+
+func (r *crashRig) syncInProcess(root, spec string, extra ...string) (int, string, string) {
+	return syncInProcess(root, spec, extra...)
+}
+
+// syncInProcess runs `mirrorctl --root root --config spec sync extra...` in
+// this process, as main does: no recorder and no health stand-in, so under
+// a --root other than / every reload and restart stays pending.
+func syncInProcess(root, spec string, extra ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	args := append([]string{"--root", root, "--config", spec, "--lock-timeout", "10s", "sync"}, extra...)
+	code = run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// newCrashRig syncs spec A into a copy of the demo tree, and spec B after
+// it into another copy, and keeps both trees.
+func newCrashRig(t *testing.T) *crashRig {
+	t.Helper()
+	r := &crashRig{base: newHost(t)}
+	r.specA = r.base.write("a.yaml", crashSpecA)
+	r.specB = r.base.write("b.yaml", crashSpecB)
+	r.secrets = []string{
+		crashPassword,
+		base64.StdEncoding.EncodeToString([]byte("puller-a:" + crashPassword)),
+		base64.StdEncoding.EncodeToString([]byte("puller-b:" + crashPassword)),
+		base64.StdEncoding.EncodeToString([]byte("hub-b:" + crashPassword)),
+	}
+	if code, out, errOut := r.syncInProcess(r.base.root, r.specA, "--adopt"); code != exitOK {
+		t.Fatalf("sync A: exit %d\n%s%s", code, out, errOut)
+	}
+	var err error
+	if r.treeA, err = readTree(r.base.root); err != nil {
+		t.Fatal(err)
+	}
+	refB := filepath.Join(t.TempDir(), "root")
+	if err := writeTree(refB, r.treeA); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := r.syncInProcess(refB, r.specB, "--adopt"); code != exitOK {
+		t.Fatalf("sync B: exit %d\n%s%s", code, out, errOut)
+	}
+	if r.treeB, err = readTree(refB); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestCrashDuringSyncLeavesOldOrNewFiles kills a real `mirrorctl sync` with
+// SIGKILL at random instants while it changes a node from spec A to spec B,
+// crashIterations times. After each kill, every file is byte-for-byte (and
+// mode-for-mode) what sync A or a full sync B left there, never torn and
+// never a third content; a temporary file left by the kill has a name no
+// engine reads; state.json parses; and a plain `sync` of B converges with no
+// conflict to exactly the tree a clean sync of B gives.
+//
+// Activation stays pending (--root is not /, no --bus), so no run waits on
+// systemd or on a health check.
+func TestCrashDuringSyncLeavesOldOrNewFiles(t *testing.T) {
+	start := time.Now()
+	r := newCrashRig(t)
+	changing := r.changingFiles()
+	if len(changing) < 10 {
+		t.Fatalf("spec B changes only %d files; the test needs a change to many: %v", len(changing), changing)
+	}
+
+	// Calibrate: time full runs, as many at a time as the loop runs them
+	// (three: a run waits on fsync more than it computes, so three keep two
+	// cores busy). Every tenth iteration runs one more uninterrupted, so the
+	// kill window follows the machine's load; each such run must give the
+	// reference tree.
+	const workers = 3
+	work := t.TempDir()
+	times := &runTimes{}
+	var (
+		mu       sync.Mutex
+		failures []string
+	)
+	probe := func(name string) {
+		dir := filepath.Join(work, name)
+		d, err := r.fullRun(dir)
+		if err != nil {
+			mu.Lock()
+			failures = append(failures, fmt.Sprintf("%s: %v", name, err))
+			mu.Unlock()
+			return
+		}
+		times.add(d)
+		os.RemoveAll(dir)
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3 {
+				probe(fmt.Sprintf("full-%d-%d", w, i))
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatal(strings.Join(failures, "\n"))
+	}
+	t.Logf("a full sync process takes %v (median of %v)", times.typical(), times.all())
+
+	// The loop. Each worker kills its own processes; outcomes are tallied by
+	// how many of the changing files hold B's content after the kill.
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	type tally struct{ none, partial, all, exited, leftovers int }
+	var tl tally
+	next := make(chan int)
+	go func() {
+		for i := range crashIterations {
+			next <- i
+		}
+		close(next)
+	}()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(w)))
+			for i := range next {
+				if i%10 == 9 {
+					probe(fmt.Sprintf("full-%03d", i))
+				}
+				dir := filepath.Join(work, fmt.Sprintf("it-%03d", i))
+				delay := time.Duration(rng.Int64N(int64(times.typical()) + 1))
+				o, err := r.iteration(dir, delay, changing)
+				mu.Lock()
+				if err != nil {
+					failures = append(failures, fmt.Sprintf("iteration %d (kill after %v; %s): %v", i, delay, dir, err))
+				} else {
+					switch o.newFiles {
+					case 0:
+						tl.none++
+					case len(changing):
+						tl.all++
+					default:
+						tl.partial++
+					}
+					if o.exited {
+						tl.exited++
+					}
+					tl.leftovers += o.leftovers
+				}
+				mu.Unlock()
+				if err == nil {
+					os.RemoveAll(dir)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d kills in %v: %d before any file changed, %d with some of the %d changing files new, %d with all new (%d of those exited before the kill); %d temporary files left by kills; full runs took %v",
+		crashIterations, time.Since(start).Round(time.Millisecond), tl.none, tl.partial, len(changing), tl.all, tl.exited, tl.leftovers, times.all())
+	for i, f := range failures {
+		if i == 10 {
+			t.Errorf("… and %d more failures", len(failures)-10)
+			break
+		}
+		t.Error(f)
+	}
+	if len(failures) == 0 && tl.partial == 0 {
+		t.Errorf("no kill landed while files were being written; the kill window (0–%v) does not cover the writes", times.typical())
+	}
+}
+
+// runTimes keeps how long the latest uninterrupted sync processes took.
+type runTimes struct {
+	mu     sync.Mutex
+	recent []time.Duration // the latest 9
+	seen   []time.Duration
+}
+
+func (rt *runTimes) add(d time.Duration) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.recent = append(rt.recent, d)
+	if len(rt.recent) > 9 {
+		rt.recent = rt.recent[1:]
+	}
+	rt.seen = append(rt.seen, d.Round(time.Millisecond))
+}
+
+// typical is the median of the latest runs: the kill window.
+func (rt *runTimes) typical() time.Duration {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	s := slices.Clone(rt.recent)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func (rt *runTimes) all() []time.Duration {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return slices.Clone(rt.seen)
+}
+
+// changingFiles lists the paths whose entry differs between A and B.
+func (r *crashRig) changingFiles() []string {
+	var out []string
+	for p, a := range r.treeA {
+		if ignoredInTree(p) {
+			continue
+		}
+		if b, ok := r.treeB[p]; !ok || b != a {
+			out = append(out, p)
+		}
+	}
+	for p := range r.treeB {
+		if _, ok := r.treeA[p]; !ok && !ignoredInTree(p) {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// fullRun syncs B into a copy of A in a child process, uninterrupted, and
+// checks that the tree is the reference.
+func (r *crashRig) fullRun(dir string) (time.Duration, error) {
+	root := filepath.Join(dir, "root")
+	if err := writeTree(root, r.treeA); err != nil {
+		return 0, err
+	}
+	cmd := mirrorctlCmd(dir, "--root", root, "--config", r.specB, "sync", "--adopt")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	t0 := time.Now()
+	err := cmd.Run()
+	d := time.Since(t0)
+	if err != nil {
+		return d, fmt.Errorf("%v\n%s", err, out.String())
+	}
+	got, err := readTree(root)
+	if err != nil {
+		return d, err
+	}
+	if diff := diffTrees(r.treeB, got, nil); diff != "" {
+		return d, fmt.Errorf("an uninterrupted sync process does not give the reference tree:\n%s", diff)
+	}
+	return d, nil
+}
+
+type crashOutcome struct {
+	exited    bool // the process had finished before the kill
+	newFiles  int  // changing files that hold B's entry after the kill
+	leftovers int  // temporary files the kill left
+}
+
+// iteration starts sync B on a copy of A, kills it after delay, checks the
+// tree, converges with a plain sync of B and checks the tree again.
+func (r *crashRig) iteration(dir string, delay time.Duration, changing []string) (crashOutcome, error) {
+	var o crashOutcome
+	root := filepath.Join(dir, "root")
+	if err := writeTree(root, r.treeA); err != nil {
+		return o, err
+	}
+	cmd := mirrorctlCmd(dir, "--root", root, "--config", r.specB, "sync", "--adopt")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return o, err
+	}
+	time.Sleep(delay)
+	killErr := cmd.Process.Kill()
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	switch {
+	case errors.Is(killErr, os.ErrProcessDone) || err == nil:
+		o.exited = true
+		if err != nil {
+			return o, fmt.Errorf("sync exited before the kill: %v\n%s", err, out.String())
+		}
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			break
+		}
+		// The process may have exited on its own just before the kill.
+		if ee.ExitCode() != 0 {
+			return o, fmt.Errorf("sync failed before the kill: %v\n%s", err, out.String())
+		}
+		o.exited = true
+	default:
+		return o, fmt.Errorf("waiting for sync: %v", err)
+	}
+
+	// After the kill: every file is A's or B's.
+	got, err := readTree(root)
+	if err != nil {
+		return o, err
+	}
+	var problems []string
+	leftover := map[string]bool{}
+	for p, e := range got {
+		if ignoredInTree(p) {
+			continue
+		}
+		a, inA := r.treeA[p]
+		b, inB := r.treeB[p]
+		switch {
+		case (inA && e == a) || (inB && e == b):
+			if slices.Contains(changing, p) && inB && e == b {
+				o.newFiles++
+			}
+		case !inA && !inB && !e.dir && strings.HasPrefix(filepath.Base(p), "."):
+			// A temporary file of an atomic write (renameio: "." + name +
+			// random digits) that the kill interrupted.
+			leftover[p] = true
+			o.leftovers++
+			if name := filepath.Base(p); engineReadable(name) || engineReadable(strings.TrimPrefix(name, ".")) {
+				problems = append(problems, fmt.Sprintf("leftover temporary file %s has a name an engine reads", p))
+			}
+			if e.mode&0o077 != 0 {
+				for _, s := range r.secrets {
+					if strings.Contains(e.data, s) {
+						problems = append(problems, fmt.Sprintf("leftover temporary file %s holds a credential with mode %v", p, e.mode))
+						break
+					}
+				}
+			}
+		case !inA && !inB:
+			problems = append(problems, fmt.Sprintf("%s: neither in A nor in B: %v", p, e))
+		default:
+			problems = append(problems, fmt.Sprintf("%s: torn or a third content: %v\n    A: %v\n    B: %v", p, e, a, b))
+		}
+	}
+	for p := range r.treeA {
+		if _, ok := got[p]; ok || ignoredInTree(p) {
+			continue
+		}
+		if _, inB := r.treeB[p]; inB {
+			problems = append(problems, fmt.Sprintf("%s is missing: it exists in A and in B", p))
+		} else {
+			o.newFiles++ // removed, as B wants
+		}
+	}
+	if _, err := state.Open(root).Load(); err != nil {
+		problems = append(problems, fmt.Sprintf("state after the kill: %v", err))
+	}
+	if len(problems) > 0 {
+		return o, fmt.Errorf("after the kill:\n  %s\nsync output:\n%s", strings.Join(problems, "\n  "), out.String())
+	}
+
+	// The next sync converges, with no conflict, to the reference tree.
+	code, stdout, stderr := r.syncInProcess(root, r.specB)
+	if code != exitOK || strings.Contains(stdout+stderr, "conflict") {
+		return o, fmt.Errorf("the sync after the kill: exit %d\n%s%s", code, stdout, stderr)
+	}
+	got, err = readTree(root)
+	if err != nil {
+		return o, err
+	}
+	if diff := diffTrees(r.treeB, got, leftover); diff != "" {
+		return o, fmt.Errorf("the sync after the kill does not converge to the reference tree (%d of %d changing files were new after the kill):\n%s\nits output:\n%s%s",
+			o.newFiles, len(changing), diff, stdout, stderr)
+	}
+	return o, nil
+}
+
+// diffTrees describes how got differs from want, ignoring the backup sets,
+// the lock file and the paths in skip.
+func diffTrees(want, got fileTree, skip map[string]bool) string {
+	var lines []string
+	for p, w := range want {
+		if ignoredInTree(p) {
+			continue
+		}
+		g, ok := got[p]
+		switch {
+		case !ok:
+			lines = append(lines, fmt.Sprintf("  missing %s (want %v)", p, w))
+		case g != w:
+			lines = append(lines, fmt.Sprintf("  %s: %v, want %v", p, g, w))
+		}
+	}
+	for p, g := range got {
+		if _, ok := want[p]; !ok && !ignoredInTree(p) && !skip[p] {
+			lines = append(lines, fmt.Sprintf("  extra %s: %v", p, g))
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// The two states below are what the crash loop finds most often when a
+// kill lands late; each replays one deterministically, in process.
+
+// A kill after every file of B was written but before state.json was saved
+// leaves B's files with A's ownership record. The next sync must forget the
+// files B removed, as a clean sync of B does.
+func TestCrashBeforeStateSaveThenSyncForgetsRemovedFiles(t *testing.T) {
+	r := newCrashRig(t)
+	killed := maps.Clone(r.treeB)
+	killed[stateRel] = r.treeA[stateRel]
+	r.replay(t, killed)
+}
+
+// A kill inside render.Apply between the removal of a registry
+// directory's hosts.toml (removed first, so containerd never reads one that
+// names a missing file) and the removal of its ca.crt leaves the ca.crt
+// behind. containerd loads the *.crt of a certs.d/<host>/ directory that
+// has no hosts.toml, so the CA the spec no longer names stays trusted. The
+// next sync must remove it.
+func TestCrashBetweenRemovalsThenSyncRemovesTheRest(t *testing.T) {
+	r := newCrashRig(t)
+	const gone = "etc/containerd/certs.d/nexus.example.internal:8443/hosts.toml"
+	if _, inA := r.treeA[gone]; !inA {
+		t.Fatalf("%s is not in tree A", gone)
+	}
+	// containerd's files are applied in this order: config.toml, the
+	// hosts.toml files B keeps or adds with their ca.crt, then the removals,
+	// each directory's hosts.toml first. The kill came right after the first
+	// removal; docker's and crictl's files and state.json are still A's.
+	killed := maps.Clone(r.treeA)
+	for p, e := range r.treeB {
+		if strings.HasPrefix(p, "etc/containerd/") {
+			killed[p] = e
+		}
+	}
+	delete(killed, gone)
+	for _, p := range []string{"etc/containerd/certs.d/quay.io", "etc/containerd/certs.d/quay.io/hosts.toml",
+		"etc/containerd/certs.d/nexus.example.internal:8443", "etc/containerd/certs.d/nexus.example.internal:8443/ca.crt"} {
+		killed[p] = r.treeA[p]
+	}
+	r.replay(t, killed)
+}
+
+const stateRel = "var/lib/mirrorctl/state.json"
+
+// replay writes the tree a kill left, syncs B in process and expects the
+// tree of a clean sync of B, state.json included.
+func (r *crashRig) replay(t *testing.T, killed fileTree) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "root")
+	if err := writeTree(root, killed); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := r.syncInProcess(root, r.specB)
+	if code != exitOK || strings.Contains(out+errOut, "conflict") {
+		t.Fatalf("sync B: exit %d\n%s%s", code, out, errOut)
+	}
+	got, err := readTree(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := diffTrees(r.treeB, got, nil); diff != "" {
+		t.Errorf("sync B after the kill does not converge to the tree of a clean sync of B:\n%s\nsync output:\n%s", diff, out)
+	}
+	if d := cmp.Diff(r.treeB[stateRel].data, got[stateRel].data); d != "" {
+		t.Errorf("state.json (-clean sync of B +after the kill):\n%s", d)
+	}
+}
+
+// The premise of the crash test: the reference tree of a clean sync of B
+// holds nothing of the registries B dropped (quay.io, and the TLS settings
+// of nexus.example.internal:8443), in certs.d or in state.json: "removing a
+// registry from the spec removes the files mirrorctl wrote for it".
+func TestCrashReferenceSyncRemovesDroppedRegistries(t *testing.T) {
+	r := newCrashRig(t)
+	var st state.State
+	if err := json.Unmarshal([]byte(r.treeB[stateRel].data), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{
+		"etc/containerd/certs.d/quay.io",
+		"etc/containerd/certs.d/nexus.example.internal:8443",
+		"etc/docker/certs.d/nexus.example.internal:8443",
+	} {
+		if _, inA := r.treeA[dir]; !inA {
+			t.Fatalf("%s is not in tree A", dir)
+		}
+		for p := range r.treeB {
+			if p == dir || strings.HasPrefix(p, dir+"/") {
+				t.Errorf("a clean sync of B leaves %s", p)
+			}
+		}
+		for p := range st.Files {
+			if strings.HasPrefix(p, "/"+dir+"/") {
+				t.Errorf("state.json of a clean sync of B still records %s", p)
+			}
+		}
+	}
+}
