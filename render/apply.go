@@ -87,7 +87,7 @@ func orderForApply(changes []Change) []Change {
 func write(root string, c Change) error {
 	p := HostPath(root, c.File.Path)
 	dir := filepath.Dir(p)
-	if err := mkdirAll(dir, c.File.Owner); err != nil {
+	if err := MkdirAll(dir, 0o755, c.File.Owner); err != nil {
 		return fmt.Errorf("writing %s: %w", c.File.Path, err)
 	}
 	target := p
@@ -119,7 +119,7 @@ func write(root string, c Change) error {
 	if err := pf.CloseAtomicallyReplace(); err != nil {
 		return fmt.Errorf("writing %s: %w", c.File.Path, err)
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
 func keepOwner(f *os.File, oldPath string) error {
@@ -147,33 +147,40 @@ func remove(root string, c Change) error {
 			return nil // its directory went with a sibling
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := SyncDir(dir); err != nil {
 		return err
 	}
 	if c.File.Group != "" {
 		// A registry directory that mirrorctl emptied goes too; a directory
 		// holding anything else stays (Remove fails on a non-empty one).
 		if err := os.Remove(dir); err == nil {
-			return syncDir(filepath.Dir(dir))
+			return SyncDir(filepath.Dir(dir))
 		}
 	}
 	return nil
 }
 
-// mkdirAll creates dir and its missing parents (0755, owned by owner when
-// set), fsyncing each parent so that a new directory entry survives a crash
-// as well as the file in it.
-func mkdirAll(dir string, owner *Owner) error {
+// MkdirAll creates dir with perm and its missing parents with 0755, all owned
+// by owner when set, fsyncing each parent so that a new directory entry
+// survives a crash as well as the file in it. The mode is set explicitly:
+// the umask must not decide who reads a directory of credentials.
+func MkdirAll(dir string, perm fs.FileMode, owner *Owner) error {
 	if fi, err := os.Stat(dir); err == nil {
 		if !fi.IsDir() {
 			return fmt.Errorf("%s is not a directory", dir)
 		}
 		return nil
 	}
-	if err := mkdirAll(filepath.Dir(dir), owner); err != nil {
+	if err := MkdirAll(filepath.Dir(dir), 0o755, owner); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, perm); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	if err := os.Chmod(dir, perm); err != nil {
 		return err
 	}
 	if owner != nil {
@@ -181,10 +188,11 @@ func mkdirAll(dir string, owner *Owner) error {
 			return err
 		}
 	}
-	return syncDir(filepath.Dir(dir))
+	return SyncDir(filepath.Dir(dir))
 }
 
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory, making the entries created or renamed in it durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("syncing directory: %w", err)

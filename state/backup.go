@@ -101,7 +101,7 @@ func (s *Store) Backup(reason string, paths []string, st *State) (*Set, error) {
 		return nil, fmt.Errorf("backing up: %w", err)
 	}
 	dir := s.backupsDir()
-	if err := mkdirAll(dir, 0o700); err != nil {
+	if err := render.MkdirAll(dir, 0o700, nil); err != nil {
 		return nil, fmt.Errorf("backing up: creating %s: %w", dir, err)
 	}
 	id, tmp, err := claimID(dir, now)
@@ -117,7 +117,7 @@ func (s *Store) Backup(reason string, paths []string, st *State) (*Set, error) {
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("backing up: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := render.SyncDir(dir); err != nil {
 		return nil, fmt.Errorf("backing up: %w", err)
 	}
 	return set, nil
@@ -210,7 +210,7 @@ func writeSet(dir string, set *Set, content map[string][]byte) error {
 	if err := writeSynced(filepath.Join(dir, manifestName), append(data, '\n')); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return render.SyncDir(dir)
 }
 
 // writeSynced creates name with mode 0600 (it may hold credentials) and

@@ -189,7 +189,7 @@ func (s *Store) Prune(keep int) error {
 		}
 	}
 	if len(ids) > keep {
-		if err := syncDir(dir); err != nil {
+		if err := render.SyncDir(dir); err != nil {
 			return fmt.Errorf("pruning backups: %w", err)
 		}
 	}

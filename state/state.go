@@ -106,7 +106,7 @@ func (s *Store) Save(st *State) error {
 	if err := renameio.WriteFile(s.statePath(), append(data, '\n'), 0o600, renameio.WithStaticPermissions(0o600)); err != nil {
 		return fmt.Errorf("writing state: %w", err)
 	}
-	return syncDir(s.Dir)
+	return render.SyncDir(s.Dir)
 }
 
 // Record notes what a successful render.Apply did: every file written, or
@@ -181,45 +181,8 @@ func sum(data []byte) string {
 
 // mkdir creates s.Dir (0700) and any missing parent (0755).
 func (s *Store) mkdir() error {
-	if err := mkdirAll(s.Dir, 0o700); err != nil {
+	if err := render.MkdirAll(s.Dir, 0o700, nil); err != nil {
 		return fmt.Errorf("creating %s: %w", s.Dir, err)
-	}
-	return nil
-}
-
-// mkdirAll creates dir with perm, and its missing parents with 0755,
-// fsyncing each parent so the new entries survive a crash. The mode is set
-// explicitly: the umask must not decide who reads a backup.
-func mkdirAll(dir string, perm fs.FileMode) error {
-	if fi, err := os.Stat(dir); err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	if err := mkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return err
-	}
-	if err := os.Mkdir(dir, perm); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil
-		}
-		return err
-	}
-	if err := os.Chmod(dir, perm); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(dir))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
 	}
 	return nil
 }
