@@ -104,7 +104,11 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 	p := &Plan{Spec: s, Redactor: credentials.NewRedactor(s.SecretValues()...)}
 	owner := map[string]string{} // host path -> engine, to catch two engines writing one file
 	for _, e := range all {
-		d := e.Detect(ctx, host, s)
+		h := host
+		if !wanted(s, opts.Only, e.Name()) {
+			h.Exec = nil // an engine we will not manage is not asked its version
+		}
+		d := e.Detect(ctx, h, s)
 		d.Engine = e.Name()
 		if len(opts.Only) > 0 {
 			d.Managed = slices.Contains(opts.Only, e.Name())
@@ -177,6 +181,21 @@ func (e *Engine) UpdateAction() {
 		e.Action = e.Adapter.Activation(e.ChangedPaths(), e.Detection)
 		e.Action.Engine = e.Detection.Engine
 	}
+}
+
+// wanted reports whether the engine may be managed: named by --engines, or
+// (without --engines) not disabled in the spec.
+func wanted(s *spec.Spec, only []string, name string) bool {
+	if len(only) > 0 {
+		return slices.Contains(only, name)
+	}
+	t := map[string]spec.Toggle{
+		"containerd": s.Engines.Containerd.Enabled,
+		"docker":     s.Engines.Docker.Enabled,
+		"k3s":        s.Engines.K3s.Enabled,
+		"crictl":     s.Engines.Crictl.Enabled,
+	}[name]
+	return t != spec.Off
 }
 
 func checkNames(only []string, all []engines.Engine) error {
