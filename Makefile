@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/mirrorctl
 DEMO     ?= /tmp/mirrorctl-demo
 
-.PHONY: all build test e2e bench demo lint clean
+.PHONY: all build test e2e bench soak demo lint clean
 
 all: build
 
@@ -23,6 +23,11 @@ e2e: build
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bash testdata/demo/bench-process.sh $(BIN)
+
+# 1,000 random config changes through `watch`; checks convergence and that
+# goroutines and file descriptors do not grow. 15-25 s; not in `test`.
+soak:
+	$(GO) test -count=1 -v -tags soak -run TestSoak -timeout 20m ./watch/
 
 # Sync the bundled Nexus3-style example into a scratch root and show the result.
 demo: build

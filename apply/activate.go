@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mirrorctl/mirrorctl/engines"
@@ -37,6 +38,7 @@ func activateAll(ctx context.Context, opts Options, touched []*plan.Engine, res 
 			}
 			bus = b
 		}
+		res.attempted = append(res.attempted, e)
 		if err := activate(ctx, bus, a, opts); err != nil {
 			return &HealthError{Engine: a.Engine, Err: err}
 		}
@@ -75,19 +77,21 @@ func checkHealth(ctx context.Context, opts Options, e *plan.Engine) error {
 }
 
 // rollBack restores the backup set after a failed activation or health
-// check, re-activates the engines that were touched, and returns the
-// HealthError that says what happened.
-func rollBack(ctx context.Context, opts Options, set *state.Set, touched []*plan.Engine, cause error) error {
+// check and re-activates the engines whose activation was attempted, with
+// what the restored files need. A restart is forced: the unit ran before
+// mirrorctl restarted it, and a failed restart may have left it stopped.
+func rollBack(ctx context.Context, opts Options, set *state.Set, res *Result, cause error) error {
 	he, ok := cause.(*HealthError)
 	if !ok {
 		he = &HealthError{Err: cause}
 	}
 	opts.Log.Error("engine unhealthy; restoring backup set", "engine", he.Engine, "set", set.ID, "err", he.Err)
-	if err := restore(opts, set, true); err != nil {
+	restored, err := restore(opts, set, true)
+	if err != nil {
 		he.Restored = err
 		return he
 	}
-	if opts.Dial == nil {
+	if opts.Dial == nil || len(res.attempted) == 0 {
 		return he
 	}
 	bus, err := opts.Dial(ctx)
@@ -96,11 +100,23 @@ func rollBack(ctx context.Context, opts Options, set *state.Set, touched []*plan
 		return he
 	}
 	defer bus.Close()
-	for _, e := range touched {
-		if e.Action.Disruption == engines.None {
-			continue
+	for _, e := range res.attempted {
+		back := &plan.Engine{Adapter: e.Adapter, Detection: e.Detection}
+		for _, c := range restored {
+			if slices.Contains(e.ChangedPaths(), c.File.Path) {
+				back.Changes = append(back.Changes, c)
+			}
 		}
-		if err := activate(ctx, bus, e.Action, opts); err != nil {
+		back.UpdateAction()
+		a := back.Action
+		log := opts.Log.With("engine", a.Engine, "reason", "restoring backup set "+set.ID)
+		switch a.Disruption {
+		case engines.Restart:
+			err = systemd.ForceRestart(ctx, bus, a.Unit, log)
+		case engines.Reload:
+			err = systemd.Reload(ctx, bus, a.Unit, log)
+		}
+		if err != nil {
 			he.Restored = fmt.Errorf("re-activating %s after the restore: %w", e.Detection.Engine, err)
 			return he
 		}
@@ -109,14 +125,14 @@ func rollBack(ctx context.Context, opts Options, set *state.Set, touched []*plan
 }
 
 // restore writes back every file of set and the ownership state saved with it.
-func restore(opts Options, set *state.Set, saveState bool) error {
+func restore(opts Options, set *state.Set, saveState bool) ([]render.Change, error) {
 	files, err := opts.Store.RestoreFiles(set)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	changes, err := render.Plan(opts.Root, files)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Groups (or lone files) that are only removed go first: they free the
 	// space the rewrites need on a full disk.
@@ -141,13 +157,13 @@ func restore(opts Options, set *state.Set, saveState bool) error {
 		}
 	}
 	if err := render.Apply(opts.Root, first); err != nil {
-		return err
+		return nil, err
 	}
 	if err := render.Apply(opts.Root, rest); err != nil {
-		return err
+		return nil, err
 	}
 	if saveState && set.State != nil {
-		return opts.Store.Save(set.State)
+		return changes, opts.Store.Save(set.State)
 	}
-	return nil
+	return changes, nil
 }

@@ -54,6 +54,8 @@ type Result struct {
 	Pending   []engines.Action
 	Conflicts []state.Conflict
 	BackupID  string
+
+	attempted []*plan.Engine // engines whose activation was started
 }
 
 // ErrConflicts is returned (wrapped) when files were left alone because
@@ -128,7 +130,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 		}
 		if err := render.Apply(opts.Root, changes); err != nil {
 			err = fmt.Errorf("%s: %w", e.Detection.Engine, err)
-			if rerr := restore(opts, set, false); rerr != nil {
+			if _, rerr := restore(opts, set, false); rerr != nil {
 				return res, fmt.Errorf("%w; restoring backup set %s ALSO failed: %v", err, set.ID, rerr)
 			}
 			res.Written = nil
@@ -147,14 +149,14 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 		st = opts.Restoring
 	}
 	if err := opts.Store.Save(st); err != nil {
-		if rerr := restore(opts, set, false); rerr != nil {
+		if _, rerr := restore(opts, set, false); rerr != nil {
 			return res, fmt.Errorf("%w; restoring backup set %s ALSO failed: %v", err, set.ID, rerr)
 		}
 		res.Written = nil
 		return res, fmt.Errorf("%w (every file was restored from backup set %s)", err, set.ID)
 	}
 	if err := activateAll(ctx, opts, touched, res); err != nil {
-		return res, rollBack(ctx, opts, set, touched, err)
+		return res, rollBack(ctx, opts, set, res, err)
 	}
 	if err := opts.Store.Prune(opts.Keep); err != nil {
 		log.Warn("pruning old backup sets", "err", err)

@@ -99,6 +99,8 @@ func (containerd) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
 			d.Reason = "not installed"
 		}
 	}
+	// The health check compares the daemon's registry config path with it.
+	d.Extra["config_path"] = p.certsDir
 	if cfg, err := readContainerdConfig(h.FS, p.config); err == nil {
 		if schema, _, err := cfg.chooseSchema(set.Schema, parseRelease(d.Version)); err == nil {
 			d.Extra["schema"] = strconv.Itoa(schema)
@@ -201,7 +203,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	for _, n := range append(notes, more...) {
 		rc.warn(spec.Pos{}, "%s", n)
 	}
-	for _, w := range importWarnings(h.FS, cfg.doc, p.config) {
+	for _, w := range importWarnings(h.FS, cfg.doc, p.config, rel) {
 		rc.warn(spec.Pos{}, "%s", w)
 	}
 	if cfg.criDisabled(schema) {

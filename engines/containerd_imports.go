@@ -14,7 +14,7 @@ import (
 // writes, and a `mirrors` table there next to config_path disables the CRI
 // plugin (ENGINES.md G.1). mirrorctl never edits imported files; it says so
 // before the restart rather than after.
-func importWarnings(fsys fs.FS, doc map[string]any, configPath string) []string {
+func importWarnings(fsys fs.FS, doc map[string]any, configPath string, rel release) []string {
 	var patterns []string
 	switch v := doc["imports"].(type) {
 	case []any:
@@ -38,7 +38,7 @@ func importWarnings(fsys fs.FS, doc map[string]any, configPath string) []string 
 		}
 		sort.Strings(matches)
 		for _, m := range matches {
-			if w := importedRegistry(fsys, "/"+m); w != "" {
+			if w := importedRegistry(fsys, "/"+m, rel); w != "" {
 				out = append(out, w)
 			}
 		}
@@ -47,7 +47,10 @@ func importWarnings(fsys fs.FS, doc map[string]any, configPath string) []string 
 }
 
 // importedRegistry names the registry settings found in one imported file.
-func importedRegistry(fsys fs.FS, hostPath string) string {
+// containerd 1.x merges imports one plugin table deep: an imported CRI
+// table replaces config.toml's whole CRI table, config_path included (seen
+// in make e2e on 1.6.20). 2.x merges key by key.
+func importedRegistry(fsys fs.FS, hostPath string, rel release) string {
 	raw, err := fs.ReadFile(fsys, FSPath(hostPath))
 	if err != nil {
 		return fmt.Sprintf("imported file %s cannot be read: %v", hostPath, err)
@@ -57,6 +60,13 @@ func importedRegistry(fsys fs.FS, hostPath string) string {
 		return fmt.Sprintf("imported file %s is not valid TOML: containerd will refuse to start: %v", hostPath, err)
 	}
 	plugins, _ := doc["plugins"].(map[string]any)
+	if rel.known && rel.major < 2 {
+		for _, name := range []string{"io.containerd.grpc.v1.cri", "cri"} {
+			if _, ok := plugins[name]; ok {
+				return fmt.Sprintf("imported file %s has a [plugins.%q] table; containerd %s replaces config.toml's whole CRI table with it, so the config_path and credentials mirrorctl writes are ignored: move that file's CRI settings into config.toml", hostPath, name, rel)
+			}
+		}
+	}
 	for _, name := range []string{"io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "cri"} {
 		p, _ := plugins[name].(map[string]any)
 		reg, _ := p["registry"].(map[string]any)

@@ -88,7 +88,7 @@ func TestContainerdDetect(t *testing.T) {
 			if tt.name == "custom_paths" {
 				want.Unit, want.Socket, want.Paths = "ctrd.service", "/run/ctrd.sock", []string{"/srv/ctrd.toml", "/srv/certs.d"}
 			}
-			want.Extra = map[string]string{"schema": schemas[tt.name]}
+			want.Extra = map[string]string{"schema": schemas[tt.name], "config_path": want.Paths[1]}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Detect (-want +got):\n%s", diff)
 			}

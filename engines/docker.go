@@ -3,6 +3,7 @@ package engines
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -127,6 +128,45 @@ func (e dockerEngine) Activation(changed []string, d Detection) Action {
 	return a
 }
 
+// RefineActivation turns the reload into a restart when daemon.json loses a
+// managed key: on SIGHUP dockerd applies only the keys the file contains
+// (daemon/reload.go), so a key that disappears keeps its old value until
+// dockerd restarts. mirrorctl itself writes an empty list instead of
+// deleting the key; a rollback to a file that never had it needs this.
+func (e dockerEngine) RefineActivation(a Action, changes []render.Change, d Detection) Action {
+	if a.Disruption != Reload {
+		return a
+	}
+	daemonJSON := cmp.Or(d.Extra["daemon_json"], dockerDaemonJSON)
+	for _, c := range changes {
+		if c.File.Path != daemonJSON || c.Old == nil {
+			continue
+		}
+		var newData []byte
+		if c.Op != render.Delete {
+			newData = c.File.Data
+		}
+		for _, key := range []string{keyMirrors, keyInsecure} {
+			if hasKey(c.Old, key) && !hasKey(newData, key) {
+				a.Disruption = Restart
+				a.Reason = daemonJSON + " no longer sets " + key + ", which dockerd clears only on restart"
+				return a
+			}
+		}
+	}
+	return a
+}
+
+// hasKey reports whether a JSON object has a top-level key.
+func hasKey(data []byte, key string) bool {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return false
+	}
+	_, ok := obj[key]
+	return ok
+}
+
 // renderDaemonJSON merges the two managed keys into daemon.json. It returns
 // nil when there is nothing to write, and the original bytes when neither
 // key changes.
@@ -150,8 +190,10 @@ func renderDaemonJSON(h Host, file string, mirrors, insecure []string, flags doc
 	case flags.mirror:
 		w.flagConflict(flags, file, "--registry-mirror", keyMirrors, has, mirrors)
 	case len(mirrors) == 0:
+		// An empty list, not a deleted key: dockerd's reload applies only
+		// keys the file sets, so deleting it would leave the old mirrors.
 		if list, ok := stringList(cur); has && (!ok || len(list) > 0) {
-			obj.del(keyMirrors)
+			obj.set(keyMirrors, []string{})
 			changed = true
 		}
 	default:

@@ -277,3 +277,30 @@ func specSecrets(s *spec.Spec) []string {
 	}
 	return out
 }
+
+// dockerd's reload applies only the keys daemon.json sets: a change that
+// drops registry-mirrors (a rollback to a file that never had it) needs a
+// restart, anything else a reload.
+func TestDockerRefineActivation(t *testing.T) {
+	d := Detection{Unit: "docker.service"}
+	reload := Action{Engine: "docker", Unit: "docker.service", Disruption: Reload}
+	change := func(old, new string) []render.Change {
+		return []render.Change{{Op: render.Update, Old: []byte(old), File: render.File{Path: "/etc/docker/daemon.json", Data: []byte(new)}}}
+	}
+	for _, c := range []struct {
+		name    string
+		changes []render.Change
+		want    Disruption
+	}{
+		{"mirror_list_changed", change(`{"registry-mirrors": ["https://a/"]}`, `{"registry-mirrors": ["https://b/"]}`), Reload},
+		{"mirrors_emptied", change(`{"registry-mirrors": ["https://a/"]}`, `{"registry-mirrors": []}`), Reload},
+		{"mirrors_key_dropped", change(`{"registry-mirrors": ["https://a/"], "debug": true}`, `{"debug": true}`), Restart},
+		{"insecure_key_dropped", change(`{"insecure-registries": ["h:5000"]}`, `{}`), Restart},
+		{"file_created", []render.Change{{Op: render.Create, File: render.File{Path: "/etc/docker/daemon.json", Data: []byte(`{}`)}}}, Reload},
+	} {
+		got := NewDocker().(Refiner).RefineActivation(reload, c.changes, d)
+		if got.Disruption != c.want {
+			t.Errorf("%s: %v (%s), want %v", c.name, got.Disruption, got.Reason, c.want)
+		}
+	}
+}

@@ -124,6 +124,12 @@ type Engine interface {
 	Activation(changed []string, d Detection) Action
 }
 
+// A Refiner is an engine whose activation depends on what changed inside a
+// file, not only on which files changed. plan calls it after Activation.
+type Refiner interface {
+	RefineActivation(a Action, changes []render.Change, d Detection) Action
+}
+
 // All returns every engine mirrorctl knows, in the order they are applied.
 func All() []Engine {
 	return []Engine{NewContainerd(), NewDocker(), NewK3s(), NewCrictl()}

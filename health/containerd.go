@@ -7,6 +7,7 @@ package health
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/emptypb"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // criPlugins are the plugins whose failure breaks image pulls for kubelet:
@@ -60,6 +62,35 @@ func Containerd(ctx context.Context, socket, wantConfigPath string) error {
 	}
 	if found == 0 {
 		return fmt.Errorf("containerd at %s has no CRI plugin; is it disabled in config.toml (disabled_plugins)?", socket)
+	}
+	return criConfigPath(ctx, conn, wantConfigPath)
+}
+
+// criConfigPath asks the CRI service for its status and, when it reports
+// the registry config path it runs with, checks it. The plugin list alone
+// misses a config_path that never arrived: containerd 1.x replaces
+// config.toml's whole CRI table with one from an imported file, and runs
+// happily without mirrors.
+func criConfigPath(ctx context.Context, conn *grpc.ClientConn, want string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := runtimeapi.NewRuntimeServiceClient(conn).Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
+	if err != nil {
+		return fmt.Errorf("containerd's CRI service does not answer: %w", err)
+	}
+	if want == "" {
+		return nil
+	}
+	var cfg struct {
+		Registry *struct {
+			ConfigPath *string `json:"configPath"`
+		} `json:"registry"`
+	}
+	if json.Unmarshal([]byte(resp.Info["config"]), &cfg) != nil || cfg.Registry == nil || cfg.Registry.ConfigPath == nil {
+		return nil // this version does not report it; the plugin check stands
+	}
+	if got := *cfg.Registry.ConfigPath; got != want {
+		return fmt.Errorf("containerd's CRI runs with registry config_path %q, not %q: another file (an `imports` drop-in?) overrides config.toml", got, want)
 	}
 	return nil
 }

@@ -179,6 +179,15 @@ func (e *Engine) UpdateAction() {
 	e.Action = engines.Action{Engine: e.Detection.Engine}
 	if e.Pending() {
 		e.Action = e.Adapter.Activation(e.ChangedPaths(), e.Detection)
+		if r, ok := e.Adapter.(engines.Refiner); ok {
+			var changed []render.Change
+			for _, c := range e.Changes {
+				if c.Changed() {
+					changed = append(changed, c)
+				}
+			}
+			e.Action = r.RefineActivation(e.Action, changed, e.Detection)
+		}
 		e.Action.Engine = e.Detection.Engine
 	}
 }

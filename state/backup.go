@@ -84,7 +84,9 @@ func contentName(hostPath string) string { return sum([]byte(hostPath)) }
 // and nothing is written. The caller holds the Lock.
 func (s *Store) Backup(reason string, paths []string, st *State) (*Set, error) {
 	now := time.Now().UTC()
-	set := &Set{Time: now, Reason: reason, State: st}
+	// A copy: the caller goes on recording the files it writes in st, and
+	// the set must keep the state as it was before them.
+	set := &Set{Time: now, Reason: reason, State: st.Clone()}
 	content := map[string][]byte{}
 	for _, p := range paths {
 		if _, dup := content[p]; dup {

@@ -54,6 +54,18 @@ type State struct {
 	Files map[string]Entry `json:"files"`
 }
 
+// Clone returns a deep copy of st (nil for nil).
+func (st *State) Clone() *State {
+	if st == nil {
+		return nil
+	}
+	c := &State{Version: st.Version, Files: make(map[string]Entry, len(st.Files))}
+	for k, v := range st.Files {
+		c.Files[k] = v
+	}
+	return c
+}
+
 // New returns an empty State.
 func New() *State { return &State{Version: stateVersion, Files: map[string]Entry{}} }
 

@@ -57,6 +57,14 @@ func (c *Conn) TryRestartUnit(ctx context.Context, unit string) (string, error) 
 	return waitJob(ctx, ch)
 }
 
+func (c *Conn) RestartUnit(ctx context.Context, unit string) (string, error) {
+	ch := make(chan string, 1)
+	if _, err := c.c.RestartUnitContext(ctx, unit, "replace", ch); err != nil {
+		return "", err
+	}
+	return waitJob(ctx, ch)
+}
+
 func (c *Conn) ReloadUnit(ctx context.Context, unit string) (string, error) {
 	ch := make(chan string, 1)
 	if _, err := c.c.ReloadUnitContext(ctx, unit, "replace", ch); err != nil {

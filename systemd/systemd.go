@@ -17,6 +17,7 @@ import (
 // "timeout", "dependency", "skipped").
 type Bus interface {
 	TryRestartUnit(ctx context.Context, unit string) (string, error)
+	RestartUnit(ctx context.Context, unit string) (string, error)
 	ReloadUnit(ctx context.Context, unit string) (string, error)
 	ResetFailedUnit(ctx context.Context, unit string) error
 	// SignalMain sends sig to the unit's main process.
@@ -55,19 +56,36 @@ const CallTimeout = 90 * time.Second
 
 // Restart restarts a running unit and waits for it. A unit that is not
 // running is left alone: it reads the new files when someone starts it. A
-// restart refused because the unit hit its start limit is retried once after
-// reset-failed (Debian's docker.service allows 3 starts a minute).
+// restart refused because the unit hit its start limit is retried once,
+// after reset-failed, as a plain restart (try-restart does nothing to a
+// unit that is no longer running; Debian's docker.service allows 3 starts
+// a minute).
 func Restart(ctx context.Context, bus Bus, unit string, log *slog.Logger) error {
+	return restart(ctx, bus, unit, false, log)
+}
+
+// ForceRestart restarts a unit whether or not it runs now. Rollback uses it
+// for a unit whose restart mirrorctl itself started: that unit was running
+// before, and a failed restart may have left it stopped.
+func ForceRestart(ctx context.Context, bus Bus, unit string, log *slog.Logger) error {
+	return restart(ctx, bus, unit, true, log)
+}
+
+func restart(ctx context.Context, bus Bus, unit string, force bool, log *slog.Logger) error {
 	st, err := state(ctx, bus, unit)
 	if err != nil {
 		return err
 	}
-	if !st.Running() && st.Result != "start-limit-hit" {
+	if !force && !st.Running() && st.Result != "start-limit-hit" {
 		log.Info("unit not running; it will read the new configuration when it starts", "unit", unit, "state", st.ActiveState)
 		return nil
 	}
+	job := bus.TryRestartUnit
+	if force || !st.Running() {
+		job = bus.RestartUnit
+	}
 	for attempt := 0; ; attempt++ {
-		result, err := call(ctx, func(ctx context.Context) (string, error) { return bus.TryRestartUnit(ctx, unit) })
+		result, err := call(ctx, func(ctx context.Context) (string, error) { return job(ctx, unit) })
 		if err != nil {
 			return fmt.Errorf("restarting %s: %w", unit, err)
 		}
@@ -84,6 +102,7 @@ func Restart(ctx context.Context, bus Bus, unit string, log *slog.Logger) error 
 			if err := callErr(ctx, func(ctx context.Context) error { return bus.ResetFailedUnit(ctx, unit) }); err != nil {
 				return fmt.Errorf("resetting %s: %w", unit, err)
 			}
+			job = bus.RestartUnit
 			continue
 		}
 		return fmt.Errorf("restarting %s: job %s (unit %s, result %s)", unit, result, st.ActiveState, st.Result)

@@ -49,7 +49,7 @@ func TestRestart(t *testing.T) {
 			States: map[string]systemd.UnitState{
 				"containerd.service": {LoadState: "loaded", ActiveState: "failed", Result: "start-limit-hit"}},
 		},
-		want: []call{{Verb: "try-restart", Unit: "containerd.service"}, {Verb: "reset-failed", Unit: "containerd.service"}, {Verb: "try-restart", Unit: "containerd.service"}},
+		want: []call{{Verb: "restart", Unit: "containerd.service"}, {Verb: "reset-failed", Unit: "containerd.service"}, {Verb: "restart", Unit: "containerd.service"}},
 	}, {
 		name: "start_limit_hit_twice_gives_up",
 		rec: &systemdtest.Recorder{
@@ -58,7 +58,7 @@ func TestRestart(t *testing.T) {
 				"containerd.service": {LoadState: "loaded", ActiveState: "failed", Result: "start-limit-hit"}},
 			OnJob: nil,
 		},
-		want:    []call{{Verb: "try-restart", Unit: "containerd.service"}, {Verb: "reset-failed", Unit: "containerd.service"}, {Verb: "try-restart", Unit: "containerd.service"}},
+		want:    []call{{Verb: "restart", Unit: "containerd.service"}, {Verb: "reset-failed", Unit: "containerd.service"}, {Verb: "restart", Unit: "containerd.service"}},
 		wantErr: "job failed",
 	}, {
 		name:    "dbus_error_is_reported",
@@ -120,5 +120,38 @@ func TestReload(t *testing.T) {
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("%s calls (-want +got):\n%s", name, d)
 		}
+	}
+}
+
+// A running unit whose restart hits the start limit is left failed (not
+// running) by systemd: the retry must be a plain restart, because
+// try-restart does nothing to a unit that is not running (found by e2e).
+func TestRestartAfterStartLimitUsesPlainRestart(t *testing.T) {
+	rec := &systemdtest.Recorder{
+		Results: map[string][]string{"docker.service": {"failed"}},
+		States:  map[string]systemd.UnitState{"docker.service": {LoadState: "loaded", ActiveState: "active", Result: "success"}},
+	}
+	rec.OnJob = func(verb, unit string) {
+		if verb == "try-restart" {
+			rec.States[unit] = systemd.UnitState{LoadState: "loaded", ActiveState: "failed", Result: "start-limit-hit"}
+		}
+	}
+	if err := systemd.Restart(context.Background(), rec, "docker.service", quiet); err != nil {
+		t.Fatal(err)
+	}
+	want := []call{{Verb: "try-restart", Unit: "docker.service"}, {Verb: "reset-failed", Unit: "docker.service"}, {Verb: "restart", Unit: "docker.service"}}
+	if d := cmp.Diff(want, rec.Calls); d != "" {
+		t.Errorf("calls (-want +got):\n%s", d)
+	}
+}
+
+func TestForceRestartStartsAStoppedUnit(t *testing.T) {
+	rec := &systemdtest.Recorder{States: map[string]systemd.UnitState{
+		"containerd.service": {LoadState: "loaded", ActiveState: "failed", Result: "exit-code"}}}
+	if err := systemd.ForceRestart(context.Background(), rec, "containerd.service", quiet); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]call{{Verb: "restart", Unit: "containerd.service"}}, rec.Calls); d != "" {
+		t.Errorf("calls (-want +got):\n%s", d)
 	}
 }

@@ -120,7 +120,9 @@ func runRollback(ctx context.Context, g *globalFlags, id string) error {
 		Health: g.health, HealthTimeout: g.healthWait,
 	})
 	if res != nil {
-		fmt.Fprintf(g.stdout, "restored backup set %s\n", set.ID)
+		if g.output != "json" {
+			fmt.Fprintf(g.stdout, "restored backup set %s\n", set.ID)
+		}
 		if rerr := reportSync(g, res, why); rerr != nil && err == nil {
 			err = rerr
 		}

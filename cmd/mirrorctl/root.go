@@ -132,6 +132,7 @@ Docker (daemon.json, certs.d, config.json), k3s/RKE2 (registries.yaml) and crict
 		newValidateCmd(g),
 		newPlanCmd(g),
 		newSyncCmd(g),
+		newWatchCmd(g),
 		newAuthCmd(g),
 		newBackupsCmd(g),
 		newRollbackCmd(g),

@@ -64,6 +64,10 @@ func (r *Recorder) TryRestartUnit(_ context.Context, unit string) (string, error
 	return r.job("try-restart", unit)
 }
 
+func (r *Recorder) RestartUnit(_ context.Context, unit string) (string, error) {
+	return r.job("restart", unit)
+}
+
 func (r *Recorder) ReloadUnit(_ context.Context, unit string) (string, error) {
 	if r.NoReload[unit] {
 		r.mu.Lock()

@@ -1,0 +1,495 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mirrorctl/mirrorctl/plan"
+	"github.com/mirrorctl/mirrorctl/state"
+	"github.com/mirrorctl/mirrorctl/systemd/systemdtest"
+)
+
+// The file source end to end: the first sync, a rename-over, the last good
+// config kept, and nothing done for an event that changed nothing.
+func TestLoopFollowsAFile(t *testing.T) {
+	h := newTestHost(t)
+	cfgPath := filepath.Join(h.etc, "config.yaml")
+	writeFile(t, cfgPath, specN(1))
+	r := h.startLoop(Config{Source: NewFileSource(cfgPath, nil, fastQ)})
+
+	rep := r.next("first sync")
+	if rep.Trigger != "start" || rep.Err != nil || rep.Generation != 1 || written(rep) == 0 {
+		t.Fatalf("first sync: %+v", rep)
+	}
+	if !strings.Contains(h.read(ghcrHosts), "ghcr-1.example.internal") {
+		t.Fatalf("hosts.toml:\n%s", h.read(ghcrHosts))
+	}
+	wantCalls := []systemdtest.Call{{Verb: "try-restart", Unit: "containerd.service"}, {Verb: "reload", Unit: "docker.service"}}
+	if d := cmp.Diff(wantCalls, h.rec.Calls); d != "" {
+		t.Errorf("first sync's systemd calls (-want +got):\n%s", d)
+	}
+	waitFor(t, "READY=1 with the status after the first sync", func() bool {
+		return slices.ContainsFunc(r.notes.all(), func(n string) bool { return strings.HasPrefix(n, "READY=1\nSTATUS=generation 1 applied") })
+	})
+
+	before := h.files()
+	h.rec.Calls = nil
+	writeAtomic(t, cfgPath, specN(2))
+	rep = r.next("after rename-over")
+	if rep.Trigger != "source" || rep.Err != nil || rep.Generation != 2 {
+		t.Fatalf("after rename-over: %+v", rep)
+	}
+	if got := rep.Result.Written; !slices.Equal(got, []string{"/" + ghcrHosts}) {
+		t.Errorf("wrote %q, want only ghcr.io's hosts.toml", got)
+	}
+	if len(h.rec.Calls) != 0 {
+		t.Errorf("a hosts.toml change called systemd: %v", h.rec.Calls)
+	}
+	after := h.files()
+	for p := range before {
+		if p != ghcrHosts && before[p] != after[p] {
+			t.Errorf("%s changed", p)
+		}
+	}
+	saved, err := OpenLastGood(h.root).Load()
+	if err != nil || saved == nil || string(saved.Data) != specN(2) || saved.Generation != 2 || saved.Name != cfgPath {
+		t.Fatalf("last good: %+v, %v", saved, err)
+	}
+
+	// An event that leaves the bytes as they are syncs nothing.
+	writeAtomic(t, cfgPath, specN(2))
+	r.quiet(200*time.Millisecond, "same content")
+}
+
+// A ConfigMap volume, updated by swapping ..data, with the password from
+// the node's own directory.
+func TestLoopFollowsAConfigMap(t *testing.T) {
+	h := newTestHost(t)
+	cm := newConfigMap(t, map[string]string{"config.yaml": specN(1)})
+	r := h.startLoop(Config{Source: NewFileSource(filepath.Join(cm.dir, "config.yaml"), nil, fastQ)})
+	if rep := r.next("first sync"); rep.Err != nil || written(rep) == 0 {
+		t.Fatalf("first sync: %+v", rep)
+	}
+	cm.update(map[string]string{"config.yaml": specN(2)})
+	if rep := r.next("after the swap"); rep.Err != nil || rep.Trigger != "source" {
+		t.Fatalf("after the ..data swap: %+v", rep)
+	}
+	if !strings.Contains(h.read(ghcrHosts), "ghcr-2.example.internal") {
+		t.Errorf("hosts.toml after the swap:\n%s", h.read(ghcrHosts))
+	}
+	// The central file held no password: the node's went into config.toml.
+	if !strings.Contains(h.read("etc/containerd/config.toml"), "auth") {
+		t.Errorf("the node's credentials are missing from config.toml")
+	}
+}
+
+func TestLoopBurstOfWritesSyncsFewTimes(t *testing.T) {
+	h := newTestHost(t)
+	cfgPath := filepath.Join(h.etc, "config.yaml")
+	writeFile(t, cfgPath, specN(0))
+	r := h.startLoop(Config{Source: NewFileSource(cfgPath, nil, Quiescence{Min: 50 * time.Millisecond, Max: time.Second})})
+	r.next("first sync")
+	for i := 1; i <= 100; i++ {
+		writeFile(t, cfgPath, specN(i))
+	}
+	reps := r.drain(500 * time.Millisecond)
+	if len(reps) == 0 || len(reps) > 3 {
+		t.Fatalf("%d syncs for a burst of 100 writes; want 1 to 3", len(reps))
+	}
+	if !strings.Contains(h.read(ghcrHosts), "ghcr-100.example.internal") {
+		t.Errorf("the last write was not applied:\n%s", h.read(ghcrHosts))
+	}
+}
+
+func TestLoopHTTPNotModifiedSyncsNothing(t *testing.T) {
+	h := newTestHost(t)
+	c, srv, ca := newCentral(t, specN(1))
+	src := newHTTP(t, srv.URL+"/fleet/mirrors.yaml", fastHTTP(ca))
+	r := h.startLoop(Config{Source: src})
+	if rep := r.next("first sync"); rep.Err != nil || written(rep) == 0 || rep.Source != srv.URL+"/fleet/mirrors.yaml" {
+		t.Fatalf("first sync: %+v", rep)
+	}
+	before := h.files()
+	state0, _ := os.ReadFile(filepath.Join(h.root, "var/lib/mirrorctl/state.json"))
+	r.quiet(300*time.Millisecond, "304s")
+	if d := cmp.Diff(before, h.files()); d != "" {
+		t.Errorf("files changed on 304s:\n%s", d)
+	}
+	if state1, _ := os.ReadFile(filepath.Join(h.root, "var/lib/mirrorctl/state.json")); string(state0) != string(state1) {
+		t.Error("state.json rewritten on 304s")
+	}
+	conditional := 0
+	for _, q := range c.reqs() {
+		if q.ifNoneMatch != "" {
+			conditional++
+		}
+	}
+	if conditional < 3 {
+		t.Errorf("%d conditional polls in 300ms at a 30ms interval", conditional)
+	}
+}
+
+// Errors of every kind leave the node alone and are reported: 500s,
+// timeouts, a body over the limit.
+func TestLoopSourceErrorsChangeNothing(t *testing.T) {
+	h := newTestHost(t)
+	c, srv, ca := newCentral(t, specN(1))
+	o := fastHTTP(ca)
+	o.Timeout, o.MaxBytes = 100*time.Millisecond, 4096
+	r := h.startLoop(Config{Source: newHTTP(t, srv.URL+"/m.yaml", o)})
+	r.next("first sync")
+	before := h.files()
+	m := r.loop.Metrics()
+
+	c.mu.Lock()
+	c.status = http.StatusInternalServerError
+	c.mu.Unlock()
+	waitFor(t, "a 500 counted", func() bool { return testutil.ToFloat64(m.fetchErrors.WithLabelValues("status")) >= 1 })
+	c.mu.Lock()
+	c.status, c.delay = 0, time.Second
+	c.mu.Unlock()
+	waitFor(t, "a timeout counted", func() bool { return testutil.ToFloat64(m.fetchErrors.WithLabelValues("timeout")) >= 1 })
+	c.mu.Lock()
+	c.delay = 0
+	c.mu.Unlock()
+	c.set(specN(2) + "# " + strings.Repeat("x", 5000) + "\n")
+	waitFor(t, "a body over the limit counted", func() bool { return testutil.ToFloat64(m.fetchErrors.WithLabelValues("too_large")) >= 1 })
+	if !slices.ContainsFunc(r.notes.all(), func(n string) bool {
+		return strings.Contains(n, "source: GET") && strings.Contains(n, "over the limit")
+	}) {
+		t.Errorf("STATUS does not show the source error: %q", r.notes.all())
+	}
+	if reps := r.drain(50 * time.Millisecond); len(reps) != 0 {
+		t.Errorf("%d syncs while the source failed", len(reps))
+	}
+	if d := cmp.Diff(before, h.files()); d != "" {
+		t.Errorf("files changed while the source failed:\n%s", d)
+	}
+	c.set(specN(2))
+	if rep := r.next("recovered"); rep.Err != nil || !strings.Contains(h.read(ghcrHosts), "ghcr-2") {
+		t.Fatalf("after recovery: %+v", rep)
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// With a key configured, a tampered or unsigned config is refused and the
+// node stays as it is; a properly signed one goes through.
+func TestLoopSignatures(t *testing.T) {
+	h := newTestHost(t)
+	key := newTestKey(t)
+	v, err := ParseVerifier([]byte(key.line), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, srv, ca := newCentral(t, specN(1))
+	c.sig = string(key.sign(t, DefaultNamespace, []byte(specN(1))))
+	o := fastHTTP(ca)
+	o.Verify = v
+	r := h.startLoop(Config{Source: newHTTP(t, srv.URL+"/m.yaml", o), Verify: v})
+	if rep := r.next("signed"); rep.Err != nil || written(rep) == 0 {
+		t.Fatalf("signed config: %+v", rep)
+	}
+	saved, _ := OpenLastGood(h.root).Load()
+	if saved == nil || string(saved.Sig) != c.sig {
+		t.Errorf("the signature was not kept with the last good config")
+	}
+	before := h.files()
+	m := r.loop.Metrics()
+
+	c.set(specN(2)) // the old signature: tampered
+	waitFor(t, "a tampered config refused", func() bool { return testutil.ToFloat64(m.fetchErrors.WithLabelValues("signature")) >= 1 })
+	c.mu.Lock()
+	c.sig = ""
+	c.mu.Unlock()
+	waitFor(t, "an unsigned config refused", func() bool { return testutil.ToFloat64(m.fetchErrors.WithLabelValues("signature")) >= 2 })
+	if !slices.ContainsFunc(r.notes.all(), func(n string) bool { return strings.Contains(n, ErrUnsigned.Error()) }) {
+		t.Errorf("STATUS does not say the config is unsigned: %q", r.notes.all())
+	}
+	if reps := r.drain(50 * time.Millisecond); len(reps) != 0 {
+		t.Errorf("%d syncs of refused configs", len(reps))
+	}
+	if d := cmp.Diff(before, h.files()); d != "" {
+		t.Errorf("files changed by a refused config:\n%s", d)
+	}
+	c.mu.Lock()
+	c.sig = string(key.sign(t, DefaultNamespace, []byte(specN(2))))
+	c.mu.Unlock()
+	if rep := r.next("re-signed"); rep.Err != nil || !strings.Contains(h.read(ghcrHosts), "ghcr-2") {
+		t.Fatalf("properly signed: %+v", rep)
+	}
+}
+
+// An unsigned file at start changes nothing at all.
+func TestLoopUnsignedFileAtStart(t *testing.T) {
+	h := newTestHost(t)
+	v, _ := ParseVerifier([]byte(newTestKey(t).line), "")
+	cfgPath := filepath.Join(h.etc, "config.yaml")
+	writeFile(t, cfgPath, specN(1))
+	before := h.files()
+	r := h.startLoop(Config{Source: NewFileSource(cfgPath, v, fastQ), Verify: v})
+	waitFor(t, "READY", func() bool {
+		return slices.ContainsFunc(r.notes.all(), func(n string) bool { return strings.HasPrefix(n, "READY=1") })
+	})
+	if d := cmp.Diff(before, h.files()); d != "" {
+		t.Errorf("an unsigned config changed files:\n%s", d)
+	}
+	if ok, status := r.loop.Health(); !ok || !strings.Contains(status, "not signed") {
+		t.Errorf("health %v %q", ok, status)
+	}
+}
+
+func TestLoopInvalidSpecKeepsTheNode(t *testing.T) {
+	h := newTestHost(t)
+	cfgPath := filepath.Join(h.etc, "config.yaml")
+	writeFile(t, cfgPath, specN(1))
+	r := h.startLoop(Config{Source: NewFileSource(cfgPath, nil, fastQ), Resync: 50 * time.Millisecond})
+	r.next("first sync")
+	before := h.files()
+	writeAtomic(t, cfgPath, "mirrors:\n  docker.io:\n    endpoints: [https://m.example.com]\n")
+	rep := r.nextWhere("refusal", func(r Report) bool { return r.Trigger == "source" })
+	var want = cfgPath + ":3:5"
+	if rep.Stage != "spec" || rep.Err == nil || !strings.Contains(rep.Err.Error(), want) || rep.Generation != 1 {
+		t.Fatalf("invalid spec: stage %q, generation %d, err %v; want the error at %s", rep.Stage, rep.Generation, rep.Err, want)
+	}
+	if d := cmp.Diff(before, h.files()); d != "" {
+		t.Errorf("an invalid spec changed files:\n%s", d)
+	}
+	if got := testutil.ToFloat64(r.loop.Metrics().failures.WithLabelValues("spec")); got != 1 {
+		t.Errorf("spec failures %v, want 1", got)
+	}
+	if !slices.ContainsFunc(r.notes.all(), func(n string) bool {
+		return strings.HasPrefix(n, "STATUS=refused "+cfgPath) && strings.Contains(n, want)
+	}) {
+		t.Errorf("STATUS does not say why: %q", r.notes.all())
+	}
+	// The resync timer re-applies the last good config, not the bad one.
+	rep = r.nextWhere("resync", func(r Report) bool { return r.Trigger == "resync" })
+	if rep.Err != nil || rep.Generation != 1 {
+		t.Errorf("resync after a refusal: %+v", rep)
+	}
+	if got := testutil.ToFloat64(r.loop.Metrics().failures.WithLabelValues("spec")); got != 1 {
+		t.Errorf("the bad config was retried by the timer: %v failures", got)
+	}
+	writeAtomic(t, cfgPath, specN(2))
+	r.nextWhere("fixed", func(r Report) bool { return r.Trigger == "source" && r.Err == nil && r.Generation == 2 })
+}
+
+// A node that boots while its source is down applies the last good config.
+func TestLoopStartsFromLastGoodWhenTheSourceIsDown(t *testing.T) {
+	h1 := newTestHost(t)
+	_, srv, ca := newCentral(t, specN(7))
+	url := srv.URL + "/m.yaml"
+	r := h1.startLoop(Config{Source: newHTTP(t, url, fastHTTP(ca))})
+	if rep := r.next("first run"); rep.Err != nil || rep.Generation != 1 {
+		t.Fatalf("first run: %+v", rep)
+	}
+	r.stop()
+	srv.Close()
+
+	// A node reinstalled from the image: the engines' files are the
+	// originals, /var/lib/mirrorctl came back from its volume.
+	h2 := newTestHost(t)
+	h2.etc = h1.etc
+	copyTree(t, filepath.Join(h1.root, "var/lib/mirrorctl/last-good"), filepath.Join(h2.root, "var/lib/mirrorctl/last-good"))
+	r2 := h2.startLoop(Config{Source: newHTTP(t, url, fastHTTP(ca))})
+	rep := r2.next("start with the source down")
+	if rep.Trigger != "start" || rep.Err != nil || rep.Generation != 1 || rep.Source != url || written(rep) == 0 {
+		t.Fatalf("start from last good: %+v", rep)
+	}
+	if d := cmp.Diff(h1.files(), h2.files()); d != "" {
+		t.Errorf("the node from last good differs from the one synced online:\n%s", d)
+	}
+	if ok, status := r2.loop.Health(); !ok || !strings.Contains(status, "source: GET") {
+		t.Errorf("health %v %q: want ok, and the source's error", ok, status)
+	}
+}
+
+// A drop-in on the node changes: watch re-syncs with it merged.
+func TestLoopFollowsTheNodesDropIns(t *testing.T) {
+	h := newTestHost(t)
+	_, srv, ca := newCentral(t, specN(1))
+	r := h.startLoop(Config{Source: newHTTP(t, srv.URL+"/m.yaml", fastHTTP(ca))})
+	r.next("first sync")
+	writeFile(t, filepath.Join(h.etc, "conf.d/50-local.yaml"), "mirrors:\n  ghcr.io:\n    endpoint: [https://local-cache.example.internal]\n")
+	rep := r.next("drop-in")
+	if rep.Trigger != "local" || rep.Err != nil || !strings.Contains(h.read(ghcrHosts), "local-cache.example.internal") {
+		t.Fatalf("after a drop-in: %+v\n%s", rep, h.read(ghcrHosts))
+	}
+}
+
+func TestLoopRepairsDriftUpToTheCap(t *testing.T) {
+	h := newTestHost(t)
+	cfgPath := filepath.Join(h.etc, "config.yaml")
+	writeFile(t, cfgPath, specN(1))
+	trigger := make(chan struct{}, 1)
+	r := h.startLoop(Config{Source: NewFileSource(cfgPath, nil, fastQ), MaxFights: 2, FightWindow: time.Minute, Trigger: trigger})
+	r.next("first sync")
+	want := h.read(ghcrHosts)
+	hosts := filepath.Join(h.root, ghcrHosts)
+
+	for i := 1; i <= 2; i++ {
+		writeFile(t, hosts, "# hand edit\nserver = \"https://ghcr.io\"\n")
+		rep := r.next("drift repair")
+		if rep.Trigger != "drift" || !slices.Equal(rep.Repaired, []string{"/" + ghcrHosts}) {
+			t.Fatalf("repair %d: %+v", i, rep)
+		}
+		if got := h.read(ghcrHosts); got != want {
+			t.Fatalf("repair %d: hosts.toml not restored:\n%s", i, got)
+		}
+	}
+	// The edit was backed up before it was overwritten.
+	if sets, err := state.Open(h.root).Sets(); err != nil || len(sets) < 3 {
+		t.Errorf("backup sets: %d, %v", len(sets), err)
+	}
+
+	// The third fight within the window: left alone and reported.
+	edit := "# mine, says the config manager\nserver = \"https://ghcr.io\"\n"
+	writeFile(t, hosts, edit)
+	rep := r.next("given up")
+	if !slices.Equal(rep.GivenUp, []string{"/" + ghcrHosts}) || len(rep.Repaired) != 0 {
+		t.Fatalf("past the cap: %+v", rep)
+	}
+	if got := h.read(ghcrHosts); got != edit {
+		t.Errorf("repaired past the cap:\n%s", got)
+	}
+	if got := testutil.ToFloat64(r.loop.Metrics().givenUp); got != 1 {
+		t.Errorf("given-up gauge %v", got)
+	}
+	if !slices.ContainsFunc(r.notes.all(), func(n string) bool { return strings.Contains(n, "not repairing /"+ghcrHosts) }) {
+		t.Errorf("STATUS does not name the file: %q", r.notes.all())
+	}
+	writeFile(t, hosts, edit+"# again\n")
+	if rep := r.next("still given up"); len(rep.Repaired) != 0 {
+		t.Errorf("repaired a given-up file: %+v", rep)
+	}
+
+	// SIGHUP: the operator says try again.
+	trigger <- struct{}{}
+	if rep := r.next("signal"); rep.Trigger != "signal" || !slices.Equal(rep.Repaired, []string{"/" + ghcrHosts}) || len(rep.GivenUp) != 0 {
+		t.Errorf("signal after giving up: %+v", rep)
+	}
+	if got := h.read(ghcrHosts); got != want {
+		t.Errorf("SIGHUP did not repair again:\n%s", got)
+	}
+
+	// A deleted managed file is drift too.
+	if err := os.Remove(filepath.Join(h.root, "etc/crictl.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if rep := r.next("deleted"); rep.Trigger != "drift" || !slices.Equal(rep.Repaired, []string{"/etc/crictl.yaml"}) {
+		t.Errorf("deleted file: %+v", rep)
+	}
+}
+
+// SIGHUP (the Trigger) syncs now and polls the source now.
+func TestLoopTriggerSyncsNow(t *testing.T) {
+	h := newTestHost(t)
+	c, srv, ca := newCentral(t, specN(1))
+	o := fastHTTP(ca)
+	o.Interval = time.Hour
+	trigger := make(chan struct{}, 1)
+	r := h.startLoop(Config{Source: newHTTP(t, srv.URL+"/m.yaml", o), Trigger: trigger})
+	r.next("first sync")
+	c.set(specN(2))
+	r.quiet(100*time.Millisecond, "an hour's interval")
+	trigger <- struct{}{}
+	if rep := r.next("signal"); rep.Trigger != "signal" || rep.Err != nil {
+		t.Fatalf("signal: %+v", rep)
+	}
+	rep := r.next("polled now")
+	if rep.Trigger != "source" || !strings.Contains(h.read(ghcrHosts), "ghcr-2") {
+		t.Fatalf("after the signal's poll: %+v", rep)
+	}
+}
+
+// Cancelling (SIGTERM) during a sync lets it finish: the health check
+// returns, the state is saved, and Run returns nil.
+func TestLoopCancelFinishesTheSync(t *testing.T) {
+	h := newTestHost(t)
+	cfgPath := filepath.Join(h.etc, "config.yaml")
+	writeFile(t, cfgPath, specN(1))
+	inHealth, release := make(chan struct{}), make(chan struct{})
+	node := h.node()
+	node.Apply.Health = func(ctx context.Context, _ string, _ *plan.Engine) error {
+		select {
+		case inHealth <- struct{}{}:
+		default:
+		}
+		<-release
+		return ctx.Err()
+	}
+	r := h.startLoop(Config{Source: NewFileSource(cfgPath, nil, fastQ), Node: node})
+	select {
+	case <-inHealth:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no health check")
+	}
+	r.cancel()
+	r.cancel = nil
+	select {
+	case err := <-r.done:
+		t.Fatalf("Run returned (%v) in the middle of a sync", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	rep := r.next("the sync that was running")
+	if rep.Err != nil {
+		t.Fatalf("the interrupted sync: %v", rep.Err)
+	}
+	st, err := state.Open(h.root).Load()
+	if err != nil || len(st.Files) == 0 || dirty(h.root, st) {
+		t.Errorf("state after the sync: %d files, %v; dirty %v", len(st.Files), err, dirty(h.root, st))
+	}
+	if saved, _ := OpenLastGood(h.root).Load(); saved == nil {
+		t.Error("the finished sync's config was not kept as last good")
+	}
+	if !slices.Contains(r.notes.all(), "STOPPING=1") {
+		t.Errorf("no STOPPING=1: %q", r.notes.all())
+	}
+}
+
+// An empty central config (a file caught mid-rewrite, a server answering
+// 200 with nothing) would remove every mirror: it is refused.
+func TestLoopRefusesAnEmptyConfig(t *testing.T) {
+	h := newTestHost(t)
+	c, srv, ca := newCentral(t, specN(1))
+	r := h.startLoop(Config{Source: newHTTP(t, srv.URL+"/m.yaml", fastHTTP(ca))})
+	r.next("first sync")
+	before := h.files()
+	c.set("# nothing yet\n\n---\n")
+	rep := r.next("empty")
+	if rep.Stage != "spec" || !errors.Is(rep.Err, ErrEmpty) {
+		t.Fatalf("empty config: stage %q, err %v", rep.Stage, rep.Err)
+	}
+	if d := cmp.Diff(before, h.files()); d != "" {
+		t.Errorf("an empty config changed files:\n%s", d)
+	}
+}
