@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path"
 
+	"github.com/pelletier/go-toml/v2"
+
 	"github.com/mirrorctl/mirrorctl/health"
 	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/render"
@@ -19,7 +21,7 @@ func Check(ctx context.Context, root string, e *plan.Engine) error {
 	d := e.Detection
 	switch d.Engine {
 	case "containerd":
-		return health.Containerd(ctx, render.HostPath(root, d.Socket), d.Extra["config_path"])
+		return health.Containerd(ctx, render.HostPath(root, d.Socket), wantedConfigPath(e))
 	case "docker":
 		mirrors, err := wantedMirrors(e)
 		if err != nil {
@@ -32,6 +34,37 @@ func Check(ctx context.Context, root string, e *plan.Engine) error {
 		return health.Containerd(ctx, render.HostPath(root, k3sContainerdSocket), "")
 	}
 	return nil
+}
+
+// wantedConfigPath reads the registry config_path from the config.toml just
+// written: what the CRI must now run with ("" when that file sets none, as
+// after a rollback to a node's own config).
+func wantedConfigPath(e *plan.Engine) string {
+	if len(e.Detection.Paths) == 0 {
+		return ""
+	}
+	for _, c := range e.Changes {
+		if c.File.Path != e.Detection.Paths[0] || c.Op == render.Delete {
+			continue
+		}
+		var doc struct {
+			Plugins map[string]struct {
+				Registry struct {
+					ConfigPath string `toml:"config_path"`
+				} `toml:"registry"`
+			} `toml:"plugins"`
+		}
+		if toml.Unmarshal(c.File.Data, &doc) != nil {
+			return ""
+		}
+		for _, name := range []string{"io.containerd.cri.v1.images", "io.containerd.grpc.v1.cri", "cri"} {
+			if p := doc.Plugins[name].Registry.ConfigPath; p != "" {
+				return p
+			}
+		}
+		return ""
+	}
+	return ""
 }
 
 // wantedMirrors reads registry-mirrors from the daemon.json the plan wrote.

@@ -105,6 +105,8 @@ inner_main() {
   run_scenario docker/handmade sc_docker_handmade
   run_scenario docker/sync sc_docker_sync
   run_scenario node/sync sc_node_sync
+  run_scenario node/unhealthy sc_node_unhealthy
+  run_scenario node/activation sc_node_activation
 }
 
 # ================================================================== stage 1: the host

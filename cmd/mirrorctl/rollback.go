@@ -123,7 +123,7 @@ func runRollback(ctx context.Context, g *globalFlags, id string) error {
 		if g.output != "json" {
 			fmt.Fprintf(g.stdout, "restored backup set %s\n", set.ID)
 		}
-		if rerr := reportSync(g, res, why); rerr != nil && err == nil {
+		if rerr := reportSync(g, res, why, set.ID); rerr != nil && err == nil {
 			err = rerr
 		}
 	}

@@ -65,14 +65,14 @@ func runSync(ctx context.Context, g *globalFlags, f syncFlags) error {
 		Health: g.health, HealthTimeout: g.healthWait,
 	})
 	if res != nil {
-		if rerr := reportSync(g, res, why); rerr != nil && err == nil {
+		if rerr := reportSync(g, res, why, ""); rerr != nil && err == nil {
 			err = rerr
 		}
 	}
 	return applyExit(err)
 }
 
-func reportSync(g *globalFlags, res *apply.Result, pendingWhy string) error {
+func reportSync(g *globalFlags, res *apply.Result, pendingWhy, restored string) error {
 	if g.output == "json" {
 		type jsonAction struct {
 			Engine     string `json:"engine"`
@@ -92,13 +92,14 @@ func reportSync(g *globalFlags, res *apply.Result, pendingWhy string) error {
 			conflicts = append(conflicts, c.String())
 		}
 		return writeJSON(g.stdout, struct {
+			Restored   string       `json:"restored,omitempty"`
 			Written    []string     `json:"written"`
 			Backup     string       `json:"backup,omitempty"`
 			Done       []jsonAction `json:"activated"`
 			Pending    []jsonAction `json:"pending_activation"`
 			PendingWhy string       `json:"pending_reason,omitempty"`
 			Conflicts  []string     `json:"conflicts"`
-		}{append([]string{}, res.Written...), res.BackupID, conv(res.Done), conv(res.Pending), pendingWhy, conflicts})
+		}{restored, append([]string{}, res.Written...), res.BackupID, conv(res.Done), conv(res.Pending), pendingWhy, conflicts})
 	}
 	for _, c := range res.Conflicts {
 		fmt.Fprintf(g.stdout, "conflict: %s\n", c)

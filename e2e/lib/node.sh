@@ -8,11 +8,19 @@
 #
 # Reusable for the activation scenarios (restart / reload / rollback through systemd):
 #   node_boot LABEL [nspawn args...]      boot; sets NODE_DIR, NODE_PID1, NODE_NSPAWN_PID
+#   node_dir LABEL                        the node's $NODE_DIR; a directory etc-containerd/ made
+#                                         there before node_boot becomes the node's /etc/containerd
+#                                         (seeded by the harness, readable from outside)
 #   node_sh CMD...                        run CMD inside the node (all its namespaces)
 #   node_prop UNIT PROP                   systemctl show -p PROP --value UNIT (MainPID, ActiveState, NRestarts...)
 #   node_wait_active UNIT [TIMEOUT_S]     wait until UNIT is active
 #   node_wait_socket [TIMEOUT_S]          wait until containerd answers on its socket
 #   node_cri ARGS...                      crictl inside the node (its /etc/crictl.yaml)
+#   node_crictl ARGS...                   crictl inside the node, containerd's socket given by flags
+#   node_mctl ARGS...                     mirrorctl inside the node (default paths, --root /)
+#   node_starts UNIT / node_reloads UNIT  how many times the journal says UNIT was started / reloaded
+#   node_docker_mirrors                   dockerd's registry mirrors (docker info), one JSON line
+#   node_plugins_ok [PLUGIN...]           containerd's CRI plugins report ok (ctr plugins ls)
 #   node_journal [UNIT...]                journal of the units into $NODE_DIR/journal.log
 #   node_write PATH [MODE] <DATA          write a file inside the node (e.g. a unit drop-in or
 #                                         a containerd imports file, to arrange a fault)
@@ -28,6 +36,31 @@ node_prop() { node_sh systemctl show -p "$2" --value "$1"; }
 node_wait_active() { wait_until "${2:-30}" node_sh systemctl is-active -q "$1"; }
 node_wait_socket() { wait_until "${1:-30}" node_sh ctr version; }
 node_cri() { node_sh /usr/local/bin/crictl "$@"; }
+node_crictl() {
+  node_sh /usr/local/bin/crictl -r unix:///run/containerd/containerd.sock \
+    -i unix:///run/containerd/containerd.sock -t 30s "$@"
+}
+node_mctl() { node_sh /usr/local/bin/mirrorctl "$@"; }
+node_dir() { echo "$E2E_WORK/node/$1"; }
+
+# node_starts UNIT / node_reloads UNIT: systemd's "Started <unit> …" / "Reloaded <unit> …" lines.
+node_journal_count() {
+  node_sh journalctl --no-pager -o cat -u "$1" 2>/dev/null | grep -c "^$2 $1" || true
+}
+node_starts() { node_journal_count "$1" Started; }
+node_reloads() { node_journal_count "$1" Reloaded; }
+# node_journal_wait UNIT Started|Reloaded N: wait (bounded) until the journal has N such lines
+# (journald stores what PID 1 logs a moment later: read counts only once it has caught up).
+node_journal_wait() {
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [ "$(node_journal_count "$1" "$2")" -ge "$3" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+node_docker_mirrors() { node_sh docker info --format '{{json .RegistryConfig.Mirrors}}' 2>/dev/null; }
 
 node_write() {
   local p=/proc/$NODE_PID1/root$1
@@ -50,11 +83,13 @@ node_boot() {
     echo "no node rootfs (setup could not build it)"; return 1
   fi
   mkdir -p "$NODE_DIR"/{var-containerd,var-docker,etc-docker,etc-mirrorctl} || return 1
+  local binds=()
+  [ -d "$NODE_DIR/etc-containerd" ] && binds+=("--bind=$NODE_DIR/etc-containerd:/etc/containerd")
   # dockerd cannot create a bridge or iptables rules in the shared netns
   [ -f "$NODE_DIR/etc-docker/daemon.json" ] ||
     printf '{\n  "iptables": false,\n  "ip6tables": false,\n  "bridge": "none"\n}\n' >"$NODE_DIR/etc-docker/daemon.json"
   # Test restarts come fast: no start limits (Debian's docker.service allows 3 per 60 s).
-  local u binds=()
+  local u
   for u in containerd.service docker.service docker.socket; do
     mkdir -p "$NODE_DIR/dropins/$u.d"
     printf '[Unit]\nStartLimitIntervalSec=0\n' >"$NODE_DIR/dropins/$u.d/50-e2e-no-start-limit.conf"
@@ -106,11 +141,16 @@ node_shutdown() {
 # node_cri_pull_via LOG NS REF: like cri_pull_via, with crictl inside the node.
 node_cri_pull_via() { CRI_CMD=node_cri cri_pull_via "$@"; }
 
-# node_plugins_ok: the CRI plugin of the node's containerd reports ok.
+# node_plugins_ok [PLUGIN...]: these plugins of the node's containerd report ok (default: the
+# CRI plugin; a 2.x node also needs io.containerd.cri.v1.images).
 node_plugins_ok() {
-  local out st
+  local out st id rc=0
+  [ $# -gt 0 ] || set -- io.containerd.grpc.v1.cri
   out=$(node_sh ctr plugins ls 2>&1) || { echo "$out"; return 1; }
-  st=$(awk '$1 "." $2 == "io.containerd.grpc.v1.cri" { print $NF }' <<<"$out")
-  echo "io.containerd.grpc.v1.cri: ${st:-missing}"
-  [ "$st" = ok ]
+  for id in "$@"; do
+    st=$(awk -v id="$id" '$1 "." $2 == id { print $NF }' <<<"$out")
+    echo "$id: ${st:-missing}"
+    [ "$st" = ok ] || rc=1
+  done
+  return $rc
 }
