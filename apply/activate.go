@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -38,8 +39,16 @@ func activateAll(ctx context.Context, opts Options, touched []*plan.Engine, res 
 			}
 			bus = b
 		}
+		err := activate(ctx, bus, a, opts)
+		if errors.Is(err, systemd.ErrNotRunning) {
+			// Nothing was done and there is nothing to check: at boot the
+			// engines start after mirrorctl-sync.service, with the new files.
+			opts.Log.Info("engine not running; it reads the new files when it starts", "engine", a.Engine, "unit", a.Unit)
+			res.NotRunning = append(res.NotRunning, a)
+			continue
+		}
 		res.attempted = append(res.attempted, e)
-		if err := activate(ctx, bus, a, opts); err != nil {
+		if err != nil {
 			return &HealthError{Engine: a.Engine, Err: err}
 		}
 		res.Done = append(res.Done, a)
@@ -116,7 +125,7 @@ func rollBack(ctx context.Context, opts Options, set *state.Set, res *Result, ca
 		case engines.Reload:
 			err = systemd.Reload(ctx, bus, a.Unit, log)
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, systemd.ErrNotRunning) {
 			he.Restored = fmt.Errorf("re-activating %s after the restore: %w", e.Detection.Engine, err)
 			return he
 		}

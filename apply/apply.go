@@ -49,11 +49,13 @@ type Options struct {
 
 // Result says what Run did.
 type Result struct {
-	Written   []string
-	Done      []engines.Action
-	Pending   []engines.Action
-	Conflicts []state.Conflict
-	BackupID  string
+	Written []string
+	Done    []engines.Action
+	// NotRunning lists actions not needed because the unit is stopped.
+	NotRunning []engines.Action
+	Pending    []engines.Action
+	Conflicts  []state.Conflict
+	BackupID   string
 
 	attempted []*plan.Engine // engines whose activation was started
 }

@@ -46,6 +46,12 @@ func (s UnitState) Running() bool {
 	return false
 }
 
+// ErrNotRunning is returned (wrapped) by Restart and Reload when they left a
+// unit alone because it does not run: it reads the new files when it starts,
+// and there is nothing to health-check (at boot, mirrorctl-sync.service runs
+// before the engines).
+var ErrNotRunning = errors.New("unit not running; it reads the new configuration when it starts")
+
 // ErrNotApplicable is returned by Bus.ReloadUnit when the unit has no
 // ExecReload; Reload then signals the main process itself.
 var ErrNotApplicable = errors.New("reload not applicable to unit")
@@ -55,7 +61,7 @@ var ErrNotApplicable = errors.New("reload not applicable to unit")
 const CallTimeout = 90 * time.Second
 
 // Restart restarts a running unit and waits for it. A unit that is not
-// running is left alone: it reads the new files when someone starts it. A
+// running is left alone (ErrNotRunning): it reads the new files when it starts. A
 // restart refused because the unit hit its start limit is retried once,
 // after reset-failed, as a plain restart (try-restart does nothing to a
 // unit that is no longer running; Debian's docker.service allows 3 starts
@@ -77,8 +83,7 @@ func restart(ctx context.Context, bus Bus, unit string, force bool, log *slog.Lo
 		return err
 	}
 	if !force && !st.Running() && st.Result != "start-limit-hit" {
-		log.Info("unit not running; it will read the new configuration when it starts", "unit", unit, "state", st.ActiveState)
-		return nil
+		return fmt.Errorf("%s (%s): %w", unit, st.ActiveState, ErrNotRunning)
 	}
 	job := bus.TryRestartUnit
 	if force || !st.Running() {
@@ -111,15 +116,14 @@ func restart(ctx context.Context, bus Bus, unit string, force bool, log *slog.Lo
 
 // Reload reloads a running unit (for dockerd, ExecReload sends SIGHUP). A
 // unit without ExecReload gets SIGHUP on its main process instead. A unit
-// that is not running is left alone.
+// that is not running is left alone (ErrNotRunning).
 func Reload(ctx context.Context, bus Bus, unit string, log *slog.Logger) error {
 	st, err := state(ctx, bus, unit)
 	if err != nil {
 		return err
 	}
 	if !st.Running() {
-		log.Info("unit not running; it will read the new configuration when it starts", "unit", unit, "state", st.ActiveState)
-		return nil
+		return fmt.Errorf("%s (%s): %w", unit, st.ActiveState, ErrNotRunning)
 	}
 	result, err := call(ctx, func(ctx context.Context) (string, error) { return bus.ReloadUnit(ctx, unit) })
 	if errors.Is(err, ErrNotApplicable) {

@@ -32,7 +32,8 @@ func TestRestart(t *testing.T) {
 		name: "stopped_unit_is_left_alone",
 		rec: &systemdtest.Recorder{States: map[string]systemd.UnitState{
 			"containerd.service": {LoadState: "loaded", ActiveState: "inactive", Result: "success"}}},
-		want: nil,
+		want:    nil,
+		wantErr: "unit not running",
 	}, {
 		name: "failing_job_is_an_error",
 		rec: &systemdtest.Recorder{
@@ -103,8 +104,8 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec3 := &systemdtest.Recorder{States: map[string]systemd.UnitState{"docker.service": {LoadState: "loaded", ActiveState: "inactive"}}}
-	if err := systemd.Reload(context.Background(), rec3, "docker.service", quiet); err != nil {
-		t.Fatal(err)
+	if err := systemd.Reload(context.Background(), rec3, "docker.service", quiet); !errors.Is(err, systemd.ErrNotRunning) {
+		t.Fatalf("reload of a stopped unit: err = %v, want ErrNotRunning", err)
 	}
 	rec4 := &systemdtest.Recorder{Results: map[string][]string{"docker.service": {"failed"}}}
 	err := systemd.Reload(context.Background(), rec4, "docker.service", quiet)

@@ -408,3 +408,25 @@ func TestForeignRegistryDirectoryIsAConflict(t *testing.T) {
 		t.Errorf("docker.io hosts.toml not written: %v", err)
 	}
 }
+
+// At boot mirrorctl-sync.service runs before the engines: a stopped unit is
+// neither restarted nor health-checked (the real check would wait for a
+// socket that cannot appear), and the sync succeeds.
+func TestSyncLeavesStoppedEnginesAlone(t *testing.T) {
+	h := newHost(t)
+	stopped := systemd.UnitState{LoadState: "loaded", ActiveState: "inactive", Result: "success"}
+	h.rec.States = map[string]systemd.UnitState{"containerd.service": stopped, "docker.service": stopped}
+	code, out, errOut := h.run("", "--config", h.spec("https://nexus.example.internal:8443", "https://g.example.internal", "u"),
+		"sync", "--adopt", "--health-timeout", "30s")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if c := h.calls(); len(c) != 0 {
+		t.Errorf("systemd calls for stopped units: %v", c)
+	}
+	for _, want := range []string{"not running: containerd containerd.service", "not running: docker docker.service"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -96,10 +96,11 @@ func reportSync(g *globalFlags, res *apply.Result, pendingWhy, restored string) 
 			Written    []string     `json:"written"`
 			Backup     string       `json:"backup,omitempty"`
 			Done       []jsonAction `json:"activated"`
+			NotRunning []jsonAction `json:"not_running"`
 			Pending    []jsonAction `json:"pending_activation"`
 			PendingWhy string       `json:"pending_reason,omitempty"`
 			Conflicts  []string     `json:"conflicts"`
-		}{restored, append([]string{}, res.Written...), res.BackupID, conv(res.Done), conv(res.Pending), pendingWhy, conflicts})
+		}{restored, append([]string{}, res.Written...), res.BackupID, conv(res.Done), conv(res.NotRunning), conv(res.Pending), pendingWhy, conflicts})
 	}
 	for _, c := range res.Conflicts {
 		fmt.Fprintf(g.stdout, "conflict: %s\n", c)
@@ -111,6 +112,9 @@ func reportSync(g *globalFlags, res *apply.Result, pendingWhy, restored string) 
 	fmt.Fprintf(g.stdout, "wrote %d file(s); backup set %s\n", len(res.Written), res.BackupID)
 	for _, a := range res.Done {
 		fmt.Fprintf(g.stdout, "activated: %s %s\n", a.Engine, describeAction(a))
+	}
+	for _, a := range res.NotRunning {
+		fmt.Fprintf(g.stdout, "not running: %s %s — it reads the new files when it starts\n", a.Engine, a.Unit)
 	}
 	for _, a := range res.Pending {
 		fmt.Fprintf(g.stdout, "pending: %s %s — not done: %s\n", a.Engine, describeAction(a), pendingWhy)
