@@ -107,6 +107,10 @@ inner_main() {
   run_scenario node/sync sc_node_sync
   run_scenario node/unhealthy sc_node_unhealthy
   run_scenario node/activation sc_node_activation
+  run_scenario package/files sc_package_files
+  run_scenario package/node sc_package_node
+  run_scenario package/cloud-init sc_package_cloud_init
+  run_scenario package/image sc_package_image
 }
 
 # ================================================================== stage 1: the host

@@ -103,7 +103,7 @@ node_boot() {
     --volatile=overlay --register=no --keep-unit --console=passive \
     "--bind=$NODE_DIR/var-containerd:/var/lib/containerd" "--bind=$NODE_DIR/var-docker:/var/lib/docker" \
     "--bind=$NODE_DIR/etc-docker:/etc/docker" "--bind=$NODE_DIR/etc-mirrorctl:/etc/mirrorctl" \
-    "${binds[@]}" "$@" systemd.mask=console-getty.service
+    "${binds[@]}" "$@" systemd.mask=console-getty.service systemd.show_status=false
   NODE_NSPAWN_PID=$LAST_PID
   NODE_PID1=
   local i st=
