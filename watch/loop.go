@@ -110,6 +110,7 @@ type Loop struct {
 	status    string // from the last report
 	published string // the last status line sent, for /healthz
 	busySince time.Time
+	applied   bool // a sync has succeeded since start, for /readyz
 }
 
 // New checks cfg and returns the loop.

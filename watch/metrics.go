@@ -109,19 +109,23 @@ func engineOf(r *Report, path string) string {
 	return "unknown"
 }
 
-// Handler serves /metrics and /healthz. health reports whether the loop is
-// alive and its status line.
-func (m *Metrics) Handler(health func() (bool, string)) http.Handler {
+// Handler serves /metrics, /healthz (health: the loop is alive) and /readyz
+// (ready: alive and a sync has succeeded), each probe with the status line.
+func (m *Metrics) Handler(health, ready func() (bool, string)) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		ok, status := health()
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !ok {
-			w.WriteHeader(http.StatusServiceUnavailable)
+	probe := func(check func() (bool, string)) http.HandlerFunc {
+		return func(w http.ResponseWriter, _ *http.Request) {
+			ok, status := check()
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			if !ok {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+			fmt.Fprintln(w, status)
 		}
-		fmt.Fprintln(w, status)
-	})
+	}
+	mux.HandleFunc("/healthz", probe(health))
+	mux.HandleFunc("/readyz", probe(ready))
 	return mux
 }
 

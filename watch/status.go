@@ -127,6 +127,20 @@ func (l *Loop) Health() (bool, string) {
 	return true, line
 }
 
+// Ready is for /readyz: healthy, and a sync has succeeded since the start,
+// so the node's engines have the mirrors (of the central config or the last
+// good one). A DaemonSet's readiness then means "this node is configured".
+func (l *Loop) Ready() (bool, string) {
+	ok, line := l.Health()
+	l.mu.Lock()
+	applied := l.applied
+	l.mu.Unlock()
+	if ok && !applied {
+		return false, "no sync has succeeded yet; " + line
+	}
+	return ok, line
+}
+
 // watchdog pings systemd every period while the loop is alive.
 func (l *Loop) watchdog(ctx context.Context, period time.Duration) {
 	t := time.NewTicker(period)
@@ -153,6 +167,11 @@ func (l *Loop) finish(r *Report, took time.Duration) {
 			l.m.failure(r.Stage)
 		}
 		l.m.observe(r, took)
+	}
+	if r.Stage == "" {
+		l.mu.Lock()
+		l.applied = true
+		l.mu.Unlock()
 	}
 	l.logReport(r)
 	l.setStatus(r)

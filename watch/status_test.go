@@ -118,7 +118,7 @@ func TestMetricsAndHealthz(t *testing.T) {
 	r := h.startLoop(Config{Source: NewFileSource(cfgPath, nil, fastQ)})
 	ctx, cancel := testContext()
 	defer cancel()
-	addr, done, err := Serve(ctx, "127.0.0.1:0", r.loop.Metrics().Handler(r.loop.Health))
+	addr, done, err := Serve(ctx, "127.0.0.1:0", r.loop.Metrics().Handler(r.loop.Health, r.loop.Ready))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +137,9 @@ func TestMetricsAndHealthz(t *testing.T) {
 	code, body := get("/healthz")
 	if code != http.StatusOK || !strings.Contains(body, "generation 1 applied") {
 		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, body := get("/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz after a successful sync: %d %q", code, body)
 	}
 	_, body = get("/metrics")
 	for _, want := range []string{
@@ -172,4 +175,23 @@ func TestMetricsAddrDefaultsToLocalhost(t *testing.T) {
 	if _, err := MetricsAddr("9477"); err == nil {
 		t.Error("a port without a colon was accepted")
 	}
+}
+
+// Readiness means "this node is configured": an invalid first config keeps
+// the loop healthy (alive, on its last state) but not ready.
+func TestNotReadyUntilASyncSucceeds(t *testing.T) {
+	h := newTestHost(t)
+	cfgPath := filepath.Join(h.etc, "config.yaml")
+	writeFile(t, cfgPath, "mirrors:\n  docker.io:\n    endpoints: [\"https://typo.example\"]\n")
+	r := h.startLoop(Config{Source: NewFileSource(cfgPath, nil, fastQ)})
+	r.next("first (refused) sync")
+	if ok, status := r.loop.Health(); !ok {
+		t.Fatalf("not healthy after a refused config: %s", status)
+	}
+	if ok, status := r.loop.Ready(); ok {
+		t.Fatalf("ready although no sync succeeded: %s", status)
+	}
+	writeFile(t, cfgPath, specN(1))
+	r.next("valid config")
+	waitFor(t, "ready", func() bool { ok, _ := r.loop.Ready(); return ok })
 }

@@ -159,7 +159,7 @@ func runWatch(ctx context.Context, g *globalFlags, f watchFlags) error {
 		}
 		mctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		bound, _, err := watch.Serve(mctx, addr, loop.Metrics().Handler(loop.Health))
+		bound, _, err := watch.Serve(mctx, addr, loop.Metrics().Handler(loop.Health, loop.Ready))
 		if err != nil {
 			return err
 		}
