@@ -193,9 +193,11 @@ func TestDaemonSet(t *testing.T) {
 			t.Errorf("added capabilities %v, want CHOWN DAC_OVERRIDE FOWNER", add)
 		}
 	}
-	for _, p := range []*corev1.Probe{c.ReadinessProbe, c.StartupProbe, c.LivenessProbe} {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" || p.HTTPGet.Port.IntValue() != 9477 || p.HTTPGet.Host != "127.0.0.1" {
-			t.Errorf("probe is not GET 127.0.0.1:9477/healthz: %+v", p)
+	// Ready means "this node has its mirrors" (/readyz); alive is /healthz.
+	for path, p := range map[string]*corev1.Probe{"/readyz": c.ReadinessProbe, "/healthz ": c.StartupProbe, "/healthz": c.LivenessProbe} {
+		path = strings.TrimSpace(path)
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != path || p.HTTPGet.Port.IntValue() != 9477 || p.HTTPGet.Host != "127.0.0.1" {
+			t.Errorf("probe is not GET 127.0.0.1:9477%s: %+v", path, p)
 		}
 	}
 }
