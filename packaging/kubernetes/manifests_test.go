@@ -194,8 +194,11 @@ func TestDaemonSet(t *testing.T) {
 		}
 	}
 	// Ready means "this node has its mirrors" (/readyz); alive is /healthz.
-	for path, p := range map[string]*corev1.Probe{"/readyz": c.ReadinessProbe, "/healthz ": c.StartupProbe, "/healthz": c.LivenessProbe} {
-		path = strings.TrimSpace(path)
+	for _, probe := range []struct {
+		path string
+		p    *corev1.Probe
+	}{{"/readyz", c.ReadinessProbe}, {"/healthz", c.StartupProbe}, {"/healthz", c.LivenessProbe}} {
+		path, p := probe.path, probe.p
 		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != path || p.HTTPGet.Port.IntValue() != 9477 || p.HTTPGet.Host != "127.0.0.1" {
 			t.Errorf("probe is not GET 127.0.0.1:9477%s: %+v", path, p)
 		}
