@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mirrorctl/mirrorctl/plan"
-	"github.com/mirrorctl/mirrorctl/spec"
 )
 
 func newDetectCmd(g *globalFlags) *cobra.Command {
@@ -26,12 +23,7 @@ func newDetectCmd(g *globalFlags) *cobra.Command {
 }
 
 func runDetect(ctx context.Context, g *globalFlags) error {
-	// detect works without a spec: with no --config and no default spec
-	// file, every engine takes its defaults.
-	s, err := g.loadSpec()
-	if errors.Is(err, fs.ErrNotExist) && g.config == "" {
-		s, err = spec.Parse("(no spec)", nil, spec.Options{})
-	}
+	s, err := g.loadSpecOrDefaults()
 	if err != nil {
 		return err
 	}

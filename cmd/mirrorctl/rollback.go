@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"text/tabwriter"
 
@@ -102,10 +100,7 @@ func runRollback(ctx context.Context, g *globalFlags, id string) error {
 	}
 	// The spec, when there is one, says where units and sockets are; the
 	// rollback itself does not depend on it.
-	s, err := g.loadSpec()
-	if errors.Is(err, fs.ErrNotExist) {
-		s, err = spec.Parse("(no spec)", nil, spec.Options{})
-	}
+	s, err := g.loadSpecOrDefaults()
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -89,6 +90,17 @@ func (g *globalFlags) loadSpec() (*spec.Spec, error) {
 	}
 	g.redactor = credentials.NewRedactor(s.SecretValues()...)
 	return s, nil
+}
+
+// loadSpecOrDefaults is loadSpec for commands that also work without a spec
+// (detect, rollback): with no --config and no default spec file, every
+// engine takes its defaults. An explicit --config must exist.
+func (g *globalFlags) loadSpecOrDefaults() (*spec.Spec, error) {
+	s, err := g.loadSpec()
+	if errors.Is(err, fs.ErrNotExist) && g.config == "" {
+		return spec.Parse("(no spec)", nil, spec.Options{})
+	}
+	return s, err
 }
 
 func newRootCmd(g *globalFlags) *cobra.Command {
