@@ -173,12 +173,23 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	in := rc.inputs(legacy, cfg.path)
 	hosts, warns := buildRegistryHosts(in)
 	rc.warns = append(rc.warns, warns...)
+	// hosts.toml leaves out the mirrors found down (containerd_down.go);
+	// config.toml and the spec warnings use every mirror, so that a probe
+	// never changes config.toml (a restart).
+	live := hosts
+	if len(h.Down) > 0 {
+		mirrors, downWarns := withoutDown(in.mirrors, h.Down)
+		rc.warns = append(rc.warns, downWarns...)
+		lin := in
+		lin.mirrors = mirrors
+		live, _ = buildRegistryHosts(lin)
+	}
 
 	w := &hostsWriter{certsDir: p.certsDir, specName: specName(s), config: p.config, header: header, configs: s.Configs}
 	var files []render.File
 	rendered := map[string][]render.File{}
-	for _, dir := range sortedKeys(hosts) {
-		if rh := hosts[dir]; w.needsFile(rh) {
+	for _, dir := range sortedKeys(live) {
+		if rh := live[dir]; w.needsFile(rh) {
 			rendered[dir] = w.files(rh)
 			files = append(files, rendered[dir]...)
 		}

@@ -96,6 +96,11 @@ type Host struct {
 	// Root is --root, to reach host sockets (filepath.Join(Root, socket))
 	// when asking a running daemon; empty means daemons are not asked.
 	Root string
+	// Down holds the mirror endpoints found not answering (mirrorctl
+	// watch --probe-interval), keyed by MirrorEndpoint.URL. Only containerd
+	// uses it: it leaves them out of hosts.toml, a live change. Engines
+	// that would need a reload or a restart to follow it ignore it.
+	Down map[string]bool
 }
 
 // Result is an engine's rendering.

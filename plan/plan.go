@@ -34,7 +34,10 @@ type Options struct {
 	// planned for removal: a registry dropped from the spec takes its
 	// hosts.toml and certificates with it, even after a crash.
 	Owned map[string]string
-	Log   *slog.Logger
+	// Down lists the mirror endpoints found not answering, for
+	// engines.Host.Down (watch's mirror health); nil for one-shot commands.
+	Down map[string]bool
+	Log  *slog.Logger
 }
 
 // Engine is one engine's part of a plan.
@@ -100,7 +103,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 	if err := checkNames(opts.Only, all); err != nil {
 		return nil, err
 	}
-	host := engines.Host{FS: os.DirFS(opts.Root), Root: opts.Root, Exec: hostExec(opts.Root)}
+	host := engines.Host{FS: os.DirFS(opts.Root), Root: opts.Root, Exec: hostExec(opts.Root), Down: opts.Down}
 	p := &Plan{Spec: s, Redactor: credentials.NewRedactor(s.SecretValues()...)}
 	owner := map[string]string{} // host path -> engine, to catch two engines writing one file
 	for _, e := range all {

@@ -83,8 +83,10 @@ func (l *Loop) run(ctx context.Context, r *Report, s *spec.Spec) {
 	if l.cfg.OnSpec != nil {
 		l.cfg.OnSpec(s)
 	}
+	node := *l.cfg.Node
+	node.Plan.Down = l.health.downSet()
 	l.setBusy(true)
-	out, err := l.cfg.Node.Sync(ctx, s, l.drift)
+	out, err := node.Sync(ctx, s, l.drift)
 	l.setBusy(false)
 	l.trackManaged()
 	if out != nil {
@@ -100,6 +102,7 @@ func (l *Loop) run(ctx context.Context, r *Report, s *spec.Spec) {
 	case err == nil, errors.Is(err, apply.ErrConflicts):
 		l.retries = 0
 		l.retry.Stop()
+		l.setProbeTargets(s)
 	case errors.As(err, &he):
 		r.Err, r.Stage = err, "health"
 	default:

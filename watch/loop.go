@@ -45,6 +45,11 @@ type Config struct {
 	// nothing was seen to change (drift that no event showed, rotated
 	// secrets); 0 disables it.
 	Resync time.Duration
+	// ProbeInterval turns mirror health on (probe.go): every mirror
+	// endpoint of the current config is probed this often, each probe
+	// with ProbeTimeout (default 3s); 0 turns it off.
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
 	// MaxFights and FightWindow cap drift repair: see Drift.
 	MaxFights   int
 	FightWindow time.Duration
@@ -67,7 +72,7 @@ type Config struct {
 
 // Report is what one sync attempt did.
 type Report struct {
-	Trigger string // start, source, local, drift, resync, signal, retry
+	Trigger string // start, source, local, drift, resync, signal, retry, probe
 	Time    time.Time
 	// Source names the config applied, or refused when Err is set.
 	Source string
@@ -105,12 +110,17 @@ type Loop struct {
 	// managed watches the managed files' directories, local the node's
 	// drop-ins.
 	managed, local *dirWatcher
+	// probe is nil unless ProbeInterval is set; health is the mirrors'
+	// state (empty without probes).
+	probe  *prober
+	health *mirrorHealth
 
 	mu        sync.Mutex
 	status    string // from the last report
 	published string // the last status line sent, for /healthz
 	busySince time.Time
-	applied   bool // a sync has succeeded since start, for /readyz
+	downNote  string // the mirror endpoints down, for the status line
+	applied   bool   // a sync has succeeded since start, for /readyz
 }
 
 // New checks cfg and returns the loop.
@@ -139,7 +149,11 @@ func New(cfg Config) (*Loop, error) {
 	if cfg.MaxFights <= 0 {
 		cfg.MaxFights = 3
 	}
-	l := &Loop{cfg: cfg, log: cfg.Log, m: cfg.Metrics, drift: NewDrift(cfg.MaxFights, cfg.FightWindow), status: "starting"}
+	l := &Loop{cfg: cfg, log: cfg.Log, m: cfg.Metrics, drift: NewDrift(cfg.MaxFights, cfg.FightWindow), status: "starting",
+		health: newMirrorHealth()}
+	if cfg.ProbeInterval > 0 {
+		l.probe = newProber(cfg.ProbeInterval, cfg.ProbeTimeout)
+	}
 	l.retry = time.NewTimer(time.Hour)
 	l.retry.Stop()
 	return l, nil
@@ -191,6 +205,12 @@ func (l *Loop) Run(ctx context.Context) error {
 	l.managed, l.local = managed, local
 	l.trackManaged()
 
+	var probes chan []probeResult // nil, never ready, without probes
+	if l.probe != nil {
+		probes = make(chan []probeResult)
+		goRun(func() { l.probe.run(subCtx, probes) })
+	}
+
 	var resync <-chan time.Time
 	if l.cfg.Resync > 0 {
 		t := time.NewTicker(l.cfg.Resync)
@@ -228,6 +248,8 @@ func (l *Loop) Run(ctx context.Context) error {
 			l.sync(ctx, "drift", false)
 		case <-resync:
 			l.sync(ctx, "resync", false)
+		case rs := <-probes:
+			l.onProbe(ctx, rs)
 		case <-l.retry.C:
 			l.sync(ctx, "retry", false)
 		case <-l.cfg.Trigger:

@@ -29,6 +29,7 @@ type Metrics struct {
 	givenUp     prometheus.Gauge
 	conflicts   prometheus.Gauge
 	duration    prometheus.Histogram
+	mirrorUp    *prometheus.GaugeVec // endpoint
 }
 
 // NewMetrics creates the metrics and their registry (with the Go and
@@ -37,7 +38,7 @@ func NewMetrics() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mirrorctl_syncs_total",
-			Help: "Syncs run by watch, by trigger (start, source, local, drift, resync, signal, retry) and result (ok, conflicts, failed)."},
+			Help: "Syncs run by watch, by trigger (start, source, local, drift, resync, signal, retry, probe) and result (ok, conflicts, failed)."},
 			[]string{"trigger", "result"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mirrorctl_sync_failures_total",
 			Help: "Configs not applied, by stage: spec (invalid), apply (I/O, lock, systemd), health (rolled back)."},
@@ -62,9 +63,12 @@ func NewMetrics() *Metrics {
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mirrorctl_sync_duration_seconds",
 			Help:    "How long a sync took, lock to health check.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
+		mirrorUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mirrorctl_mirror_up",
+			Help: "With --probe-interval: 1 while a mirror endpoint answers (any HTTP status), 0 once it is down (2 failed probes in a row)."},
+			[]string{"endpoint"}),
 	}
 	m.Registry.MustRegister(m.syncs, m.failures, m.changes, m.activations, m.fetchErrors, m.lastSuccess,
-		m.generation, m.repairs, m.givenUp, m.conflicts, m.duration,
+		m.generation, m.repairs, m.givenUp, m.conflicts, m.duration, m.mirrorUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

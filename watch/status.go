@@ -77,6 +77,12 @@ func (l *Loop) statusLine() string {
 	if l.srcErr != nil {
 		s += "; source: " + firstLine(l.srcErr)
 	}
+	l.mu.Lock()
+	down := l.downNote
+	l.mu.Unlock()
+	if down != "" {
+		s += "; mirrors down: " + down
+	}
 	if len(s) > maxStatus {
 		s = s[:maxStatus-3] + "..."
 	}

@@ -35,6 +35,8 @@ type watchFlags struct {
 	resync      time.Duration
 	maxFights   int
 	fightWindow time.Duration
+	probeEvery  time.Duration
+	probeWait   time.Duration
 	adopt       bool
 }
 
@@ -56,7 +58,9 @@ An invalid, unsigned (with --signature-key) or unreachable config never
 changes the node; the reason is logged and shown in systemd's STATUS. Every
 applied config is kept in /var/lib/mirrorctl/last-good/, and a node starting
 while its source is unreachable applies it. Managed files someone else edits
-are restored, at most --max-fights times per --fight-window.
+are restored, at most --max-fights times per --fight-window. With
+--probe-interval, mirrors that stop answering are left out of containerd's
+hosts.toml (a live change) until they answer again.
 
 systemd: Type=notify (READY=1 after the first sync, WATCHDOG=1 when
 WatchdogSec= is set, STATUS=); SIGHUP re-syncs now; SIGTERM lets the current
@@ -83,6 +87,8 @@ sync finish and exits 0.
 	fl.DurationVar(&f.resync, "resync-interval", 5*time.Minute, "sync the current config again this often, to repair drift no event showed and pick up rotated secrets (0: never)")
 	fl.IntVar(&f.maxFights, "max-fights", 3, "repair a managed file someone else changes at most this many times per --fight-window, then leave it and report")
 	fl.DurationVar(&f.fightWindow, "fight-window", 10*time.Minute, "the window of --max-fights")
+	fl.DurationVar(&f.probeEvery, "probe-interval", 0, "probe every mirror endpoint's /v2/ this often and leave mirrors that stop answering out of containerd's hosts.toml until they answer again (0: off)")
+	fl.DurationVar(&f.probeWait, "probe-timeout", 3*time.Second, "the timeout of each mirror probe")
 	fl.BoolVar(&f.adopt, "adopt", false, "take over files that mirrorctl did not write (they are backed up first)")
 	return cmd
 }
@@ -129,18 +135,20 @@ func runWatch(ctx context.Context, g *globalFlags, f watchFlags) error {
 	}
 	var prevSecrets []string
 	loop, err := watch.New(watch.Config{
-		Source:      src,
-		NodeDir:     filepath.Dir(g.configPath()),
-		Verify:      verify,
-		Node:        node,
-		LastGood:    watch.OpenLastGood(g.root),
-		Debounce:    watch.Quiescence{Min: f.debounce, Max: f.debounceMax},
-		Resync:      f.resync,
-		MaxFights:   f.maxFights,
-		FightWindow: f.fightWindow,
-		MaxSyncTime: g.lockWait + 2*g.healthWait + time.Minute,
-		Trigger:     trigger,
-		Log:         log,
+		Source:        src,
+		NodeDir:       filepath.Dir(g.configPath()),
+		Verify:        verify,
+		Node:          node,
+		LastGood:      watch.OpenLastGood(g.root),
+		Debounce:      watch.Quiescence{Min: f.debounce, Max: f.debounceMax},
+		Resync:        f.resync,
+		MaxFights:     f.maxFights,
+		FightWindow:   f.fightWindow,
+		ProbeInterval: f.probeEvery,
+		ProbeTimeout:  f.probeWait,
+		MaxSyncTime:   g.lockWait + 2*g.healthWait + time.Minute,
+		Trigger:       trigger,
+		Log:           log,
 		OnSpec: func(s *spec.Spec) {
 			// Mask the secrets of this spec and of the one before it: an
 			// error about either can still be logged.
