@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mirrorctl/mirrorctl/internal/hosttest"
 	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/state"
 	"github.com/mirrorctl/mirrorctl/systemd/systemdtest"
@@ -310,7 +311,7 @@ func TestLoopStartsFromLastGoodWhenTheSourceIsDown(t *testing.T) {
 	// originals, /var/lib/mirrorctl came back from its volume.
 	h2 := newTestHost(t)
 	h2.etc = h1.etc
-	copyTree(t, filepath.Join(h1.root, "var/lib/mirrorctl/last-good"), filepath.Join(h2.root, "var/lib/mirrorctl/last-good"))
+	hosttest.CopyTree(t, filepath.Join(h1.root, "var/lib/mirrorctl/last-good"), filepath.Join(h2.root, "var/lib/mirrorctl/last-good"))
 	r2 := h2.startLoop(Config{Source: newHTTP(t, url, fastHTTP(ca))})
 	rep := r2.next("start with the source down")
 	if rep.Trigger != "start" || rep.Err != nil || rep.Generation != 1 || rep.Source != url || written(rep) == 0 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mirrorctl/mirrorctl/internal/hosttest"
 	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/systemd"
 	"github.com/mirrorctl/mirrorctl/systemd/systemdtest"
@@ -38,36 +39,10 @@ type host struct {
 func newHost(t testing.TB) *host {
 	t.Helper()
 	h := &host{t: t, root: filepath.Join(t.TempDir(), "root"), etc: t.TempDir(), rec: &systemdtest.Recorder{}}
-	copyTree(t, "../../testdata/demo/root", h.root)
-	copyTree(t, "../../testdata/demo/certs", filepath.Join(h.etc, "certs"))
+	hosttest.CopyTree(t, "../../testdata/demo/root", h.root)
+	hosttest.CopyTree(t, "../../testdata/demo/certs", filepath.Join(h.etc, "certs"))
 	h.write("secrets/nexus-password", "s3cret-Pässword $1\n")
 	return h
-}
-
-func copyTree(t testing.TB, from, to string) {
-	t.Helper()
-	err := filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(from, p)
-		dst := filepath.Join(to, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(dst, b, info.Mode().Perm())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func (h *host) write(rel, data string) string {

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mirrorctl/mirrorctl/internal/hosttest"
 )
 
 // Fault tests: the disk fills up, a file or directory cannot be written, a
@@ -146,7 +148,7 @@ func TestFaultFullDiskLeavesEveryFileAsItWas(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		copyTree(t, "../../testdata/demo/root", h.root)
+		hosttest.CopyTree(t, "../../testdata/demo/root", h.root)
 		fillFS(t, mnt, k)
 		before := h.snapshotOutsideState()
 		code, out, errOut := syncInProcess(h.root, spec, "--adopt")
