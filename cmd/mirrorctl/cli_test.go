@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -351,12 +350,7 @@ func TestAuthEncode(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) {
-	// Tests never reach a real systemd; keep slog quiet on the real stderr.
-	os.Exit(m.Run())
-}
 
-var _ = io.Discard
 
 // A Docker-style certs.d/<host>/ directory made by hand (a CA, no hosts.toml)
 // is not taken over: writing hosts.toml there would stop containerd reading
