@@ -350,8 +350,6 @@ func TestAuthEncode(t *testing.T) {
 	}
 }
 
-
-
 // A Docker-style certs.d/<host>/ directory made by hand (a CA, no hosts.toml)
 // is not taken over: writing hosts.toml there would stop containerd reading
 // the user's *.crt files.
