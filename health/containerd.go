@@ -72,9 +72,14 @@ func Containerd(ctx context.Context, socket, wantConfigPath string) error {
 // config.toml's whole CRI table with one from an imported file, and runs
 // happily without mirrors.
 func criConfigPath(ctx context.Context, conn *grpc.ClientConn, want string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	resp, err := runtimeapi.NewRuntimeServiceClient(conn).Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
+	// Right after a restart the CRI answers "server is not initialized
+	// yet" for a moment: wait for it as for the socket (until ctx ends).
+	var resp *runtimeapi.StatusResponse
+	err := retry(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = runtimeapi.NewRuntimeServiceClient(conn).Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("containerd's CRI service does not answer: %w", err)
 	}
