@@ -196,7 +196,9 @@ pkg_inactive() { local s; s=$(node_prop "$1" ActiveState); echo "$1: $s"; [ "$s"
 # pkg_repack IN OUT: IN with its version bumped and a changed shipped config.yaml (an upgrade).
 pkg_repack() {
   local d=$E2E_WORK/pkg/repack v
-  rm -rf "$d" && dpkg-deb -R "$1" "$d" || return 1
+  # $E2E_WORK/pkg is made by package/files; create it here too, so that
+  # E2E_ONLY=package/node works on its own.
+  rm -rf "$d" && mkdir -p "$(dirname "$d")" "$(dirname "$2")" && dpkg-deb -R "$1" "$d" || return 1
   v=$(dpkg-deb -f "$1" Version)+e2e
   sed -i "s/^Version: .*/Version: $v/" "$d/DEBIAN/control"
   printf '# shipped by %s: the default changed\n' "$v" >>"$d/etc/mirrorctl/config.yaml"
