@@ -2,10 +2,7 @@ package watch
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -106,37 +103,12 @@ func specN(n int) string {
 // its mode and content hash.
 func (h *testHost) files() map[string]string {
 	h.t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(h.root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(h.root, p)
-		if strings.HasPrefix(rel, "var/lib/mirrorctl/") {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		info, _ := d.Info()
-		sum := sha256.Sum256(b)
-		out[rel] = info.Mode().Perm().String() + " " + hex.EncodeToString(sum[:8])
-		return nil
-	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return out
+	return hosttest.Snapshot(h.t, h.root, func(rel string) bool { return strings.HasPrefix(rel, "var/lib/mirrorctl/") })
 }
 
 func (h *testHost) read(hostPath string) string {
 	h.t.Helper()
-	b, err := os.ReadFile(filepath.Join(h.root, hostPath))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return string(b)
+	return hosttest.Read(h.t, h.root, hostPath)
 }
 
 const ghcrHosts = "etc/containerd/certs.d/ghcr.io/hosts.toml"

@@ -3,11 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,37 +68,13 @@ func (h *host) run(stdin string, args ...string) (code int, stdout, stderr strin
 // snapshot maps every file under the root to its mode and content hash.
 func (h *host) snapshot() map[string]string {
 	h.t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(h.root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(h.root, p)
-		if rel == "var/lib/mirrorctl/lock" {
-			return nil // the lock file is mirrorctl's own and holds no content
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		info, _ := d.Info()
-		sum := sha256.Sum256(b)
-		out[rel] = info.Mode().Perm().String() + " " + hex.EncodeToString(sum[:8])
-		return nil
-	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return out
+	// The lock file is mirrorctl's own and holds no content.
+	return hosttest.Snapshot(h.t, h.root, func(rel string) bool { return rel == "var/lib/mirrorctl/lock" })
 }
 
 func (h *host) read(hostPath string) string {
 	h.t.Helper()
-	b, err := os.ReadFile(filepath.Join(h.root, hostPath))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return string(b)
+	return hosttest.Read(h.t, h.root, hostPath)
 }
 
 // spec writes a spec from the demo's shape with the given docker.io mirror,

@@ -23,13 +23,7 @@ import (
 // sync may change (a backup set, the state restored with it).
 func (h *host) snapshotOutsideState() map[string]string {
 	h.t.Helper()
-	out := h.snapshot()
-	for p := range out {
-		if strings.HasPrefix(filepath.ToSlash(p), "var/lib/mirrorctl/") {
-			delete(out, p)
-		}
-	}
-	return out
+	return hosttest.Snapshot(h.t, h.root, func(rel string) bool { return strings.HasPrefix(rel, "var/lib/mirrorctl/") })
 }
 
 func requireRoot(t *testing.T) {
