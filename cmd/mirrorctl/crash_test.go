@@ -27,28 +27,29 @@ import (
 )
 
 // The crash test runs a real mirrorctl process: the test binary itself, run
-// again with crashChildEnv set, which makes TestMirrorctlChildProcess act as
+// again with crashChildEnv set, which makes TestMain act as
 // main (the usual helper-process pattern; no separate build).
 const crashChildEnv = "MIRRORCTL_TEST_RUN_AS_MIRRORCTL"
 
-// TestMirrorctlChildProcess is not a test: when crashChildEnv is set it is
-// mirrorctl, with the arguments after "--".
-func TestMirrorctlChildProcess(t *testing.T) {
-	if os.Getenv(crashChildEnv) != "1" {
-		t.Skip("not a test: the mirrorctl child process of the crash test")
+// TestMain is mirrorctl itself when crashChildEnv is set (with the
+// arguments after "--"), so the crash test can kill a real process without
+// a separate build; otherwise it runs the tests.
+func TestMain(m *testing.M) {
+	if os.Getenv(crashChildEnv) == "1" {
+		args := os.Args
+		if i := slices.Index(args, "--"); i >= 0 {
+			args = args[i+1:]
+		}
+		os.Exit(run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr))
 	}
-	args := os.Args
-	if i := slices.Index(args, "--"); i >= 0 {
-		args = args[i+1:]
-	}
-	os.Exit(run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(m.Run())
 }
 
-// mirrorctlCmd returns a command that runs mirrorctl (this test binary as
-// TestMirrorctlChildProcess) with args. Its temporary directory is tmp, so
+// mirrorctlCmd returns a command that runs mirrorctl (this test binary,
+// through TestMain) with args. Its temporary directory is tmp, so
 // that a temporary file left by a kill stays in the test's own directories.
 func mirrorctlCmd(tmp string, args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestMirrorctlChildProcess$", "--"}, args...)...)
+	cmd := exec.Command(os.Args[0], append([]string{"--"}, args...)...)
 	cmd.Env = append(os.Environ(), crashChildEnv+"=1", "TMPDIR="+tmp)
 	cmd.WaitDelay = 5 * time.Second
 	return cmd
