@@ -129,8 +129,21 @@ func redactURL(raw string) string {
 	return raw
 }
 
-// checkHost checks a registry name or config host: "*" or host[:port], with
-// IPv6 addresses in brackets. It returns a message and a hint, or "".
+// CheckHost checks a registry name or config host, wherever it comes from
+// (the spec, or keys of an engine's existing file): "*" or host[:port], with
+// IPv6 addresses in brackets; never ".", "..", "_default" or anything with a
+// path separator, since engines turn it into a directory name.
+func CheckHost(s string) error {
+	if msg, hint := checkHost(s); msg != "" {
+		if hint != "" {
+			return fmt.Errorf("%s; %s", msg, hint)
+		}
+		return errors.New(msg)
+	}
+	return nil
+}
+
+// checkHost is CheckHost for the parser: a message and a hint, or "".
 func checkHost(s string) (msg, hint string) {
 	if s == "*" {
 		return "", ""
@@ -178,6 +191,16 @@ func checkHost(s string) (msg, hint string) {
 	}
 	if host == "" {
 		return fmt.Sprintf("%q has no host", s), "write host or host:port"
+	}
+	// The name becomes a directory (certs.d/<name>): ".", ".." and
+	// containerd's fallback directory "_default" would land elsewhere.
+	if strings.HasPrefix(host, "_") {
+		return fmt.Sprintf("%q is not a host name", s), `a host name starts with a letter or digit; for every registry write "*"`
+	}
+	for label := range strings.SplitSeq(host, ".") {
+		if label == "" {
+			return fmt.Sprintf("%q has an empty label (leading, trailing or double dot)", s), "write a host such as registry.example.com"
+		}
 	}
 	for _, c := range host {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
