@@ -1,0 +1,326 @@
+package hostfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Errors a caller may branch on; each is wrapped in an *fs.PathError that
+// names the path.
+var (
+	// ErrNotRegular: content was asked of something that is not a regular
+	// file (a FIFO, a device, a socket, a directory).
+	ErrNotRegular = errors.New("not a regular file")
+	// ErrTooLarge: a file is larger than the bound its reader set.
+	ErrTooLarge = errors.New("larger than mirrorctl reads")
+	// ErrUnsafe: the path passes through a directory that users other than
+	// root may change but that no single user owns.
+	ErrUnsafe = errors.New("users other than root may change this location")
+)
+
+// maxSymlinks bounds the links followed in one resolution (Linux's own
+// limit for a path walk is 40).
+const maxSymlinks = 40
+
+// A Root is the host's filesystem under one directory: --root, or "/" for
+// mirrorctl's own files (its spec and the secrets it names).
+type Root struct {
+	dir string // absolute, as given
+	fd  int    // O_PATH of dir, for the life of the Root
+	// privileged is set when running as root: only then does the ownership
+	// policy apply (an unprivileged process cannot exceed its own rights).
+	privileged bool
+}
+
+// Open opens dir as a Root. Close releases it.
+func Open(dir string) (*Root, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(abs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open root", Path: abs, Err: err}
+	}
+	return &Root{dir: abs, fd: fd, privileged: os.Geteuid() == 0}, nil
+}
+
+// Close releases the root's descriptor.
+func (r *Root) Close() error { return unix.Close(r.fd) }
+
+// Dir is the root directory as given to Open.
+func (r *Root) Dir() string { return r.dir }
+
+// Join returns hostPath as a path on mirrorctl's own filesystem, lexically:
+// for messages, never for access (use Resolve).
+func (r *Root) Join(hostPath string) string {
+	return filepath.Join(r.dir, filepath.FromSlash(path.Clean("/"+hostPath)))
+}
+
+// actor is who performs an operation: root (uid 0), or the user owning the
+// first non-root directory or link on the way.
+type actor struct {
+	uid, gid int
+	// unsafe, when set, says which location others may change although
+	// root owns it; content operations there are refused.
+	unsafe string
+}
+
+// target is a resolved path: the directory holding its last component.
+type target struct {
+	r     *Root
+	dir   int    // O_PATH of the directory holding name
+	name  string // the last component, "." for the root itself
+	real  string // the host path reached, after links
+	actor actor
+}
+
+func (t *target) close() {
+	if t.dir != t.r.fd {
+		unix.Close(t.dir)
+	}
+}
+
+// resolve walks hostPath inside the root. With follow, a symlink in the
+// last component is followed too. With mkdir non-zero, missing directories
+// on the way are created with that mode. The last component need not exist.
+func (r *Root) resolve(hostPath string, follow bool, mkdir fs.FileMode) (*target, error) {
+	if !path.IsAbs(hostPath) {
+		return nil, &fs.PathError{Op: "resolve", Path: hostPath, Err: errors.New("not an absolute path")}
+	}
+	w := &walker{r: r, fds: []int{r.fd}}
+	t, err := w.walk(hostPath, follow, mkdir)
+	if err != nil {
+		w.closeAll()
+		return nil, &fs.PathError{Op: "resolve", Path: hostPath, Err: err}
+	}
+	return t, nil
+}
+
+// walker holds the directories opened so far, root first, so that ".."
+// can step back without ever leaving the root.
+type walker struct {
+	r     *Root
+	fds   []int
+	names []string
+	actor actor
+}
+
+func (w *walker) top() int { return w.fds[len(w.fds)-1] }
+
+func (w *walker) pop() {
+	if len(w.fds) > 1 {
+		unix.Close(w.top())
+		w.fds, w.names = w.fds[:len(w.fds)-1], w.names[:len(w.names)-1]
+	}
+}
+
+func (w *walker) toRoot() {
+	for len(w.fds) > 1 {
+		w.pop()
+	}
+}
+
+func (w *walker) closeAll() { w.toRoot() }
+
+func (w *walker) here(name string) string {
+	return "/" + strings.Join(append(append([]string(nil), w.names...), name), "/")
+}
+
+func (w *walker) walk(hostPath string, follow bool, mkdir fs.FileMode) (*target, error) {
+	queue := split(hostPath)
+	links := 0
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		last := len(queue) == 0
+		switch c {
+		case ".":
+			continue
+		case "..":
+			w.pop() // at the root, ".." is the root (chroot semantics)
+			continue
+		}
+		var st unix.Stat_t
+		err := unix.Fstatat(w.top(), c, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if errors.Is(err, unix.ENOENT) && mkdir != 0 && !last {
+			if err = w.makeDir(c, mkdir); err == nil {
+				err = unix.Fstatat(w.top(), c, &st, unix.AT_SYMLINK_NOFOLLOW)
+			}
+		}
+		if err != nil {
+			if last && errors.Is(err, unix.ENOENT) {
+				return w.target(c), nil // the caller creates it, or reports it missing
+			}
+			return nil, fmt.Errorf("%s: %w", w.here(c), err)
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFLNK:
+			if last && !follow {
+				return w.target(c), nil
+			}
+			if links++; links > maxSymlinks {
+				return nil, fmt.Errorf("%s: %w", w.here(c), unix.ELOOP)
+			}
+			w.note(&st, w.here(c))
+			dest, err := readlinkat(w.top(), c)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", w.here(c), err)
+			}
+			if strings.HasPrefix(dest, "/") {
+				w.toRoot() // an absolute link means a path under the root
+			}
+			queue = append(split(dest), queue...)
+		case unix.S_IFDIR:
+			if last {
+				return w.target(c), nil
+			}
+			if err := w.enter(c); err != nil {
+				return nil, err
+			}
+		default:
+			if last {
+				return w.target(c), nil
+			}
+			return nil, fmt.Errorf("%s: %w", w.here(c), unix.ENOTDIR)
+		}
+	}
+	// The path named the root or a directory (it ended in "." or ".."):
+	// the target is that directory itself.
+	return w.target("."), nil
+}
+
+// target hands the current directory and name over to a target and closes
+// the directories above it.
+func (w *walker) target(name string) *target {
+	top := w.top()
+	real := "/" + strings.Join(w.names, "/")
+	if name != "." {
+		real = path.Join(real, name)
+	}
+	t := &target{r: w.r, dir: top, name: name, real: real, actor: w.actor}
+	for _, fd := range w.fds[1:] {
+		if fd != top {
+			unix.Close(fd)
+		}
+	}
+	w.fds, w.names = w.fds[:1], nil
+	return t
+}
+
+// enter opens the directory c below the current one, refusing a symlink
+// swapped in since it was looked at.
+func (w *walker) enter(c string) error {
+	fd, err := unix.Openat(w.top(), c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("%s: %w", w.here(c), err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("%s: %w", w.here(c), err)
+	}
+	w.note(&st, w.here(c))
+	w.fds, w.names = append(w.fds, fd), append(w.names, c)
+	return nil
+}
+
+// makeDir creates the directory c below the current one, as the actor so
+// far, with exactly mode (not the umask's idea of it).
+func (w *walker) makeDir(c string, mode fs.FileMode) error {
+	if w.actor.unsafe != "" {
+		return fmt.Errorf("%s: %w (%s)", w.here(c), ErrUnsafe, w.actor.unsafe)
+	}
+	parent := w.top()
+	return w.r.as(w.actor, func() error {
+		if err := unix.Mkdirat(parent, c, uint32(mode.Perm())); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("creating %s: %w", w.here(c), err)
+		}
+		fd, err := unix.Openat(parent, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("creating %s: %w", w.here(c), err)
+		}
+		defer unix.Close(fd)
+		if err := unix.Fchmod(fd, uint32(mode.Perm())); err != nil {
+			return fmt.Errorf("creating %s: %w", w.here(c), err)
+		}
+		return syncDirFD(parent)
+	})
+}
+
+// note applies the ownership policy to a directory or link on the way.
+func (w *walker) note(st *unix.Stat_t, where string) {
+	if !w.r.privileged || w.actor.uid != 0 {
+		return // already acting as a user: the kernel judges the rest
+	}
+	switch {
+	case st.Uid != 0:
+		if w.actor.unsafe == "" {
+			w.actor = actor{uid: int(st.Uid), gid: int(st.Gid)}
+		}
+	case st.Mode&unix.S_IFMT == unix.S_IFDIR && (st.Mode&0o002 != 0 || st.Mode&0o020 != 0 && st.Gid != 0):
+		if w.actor.unsafe == "" {
+			who := "every user"
+			if st.Mode&0o002 == 0 {
+				who = fmt.Sprintf("group %d", st.Gid)
+			}
+			w.actor.unsafe = fmt.Sprintf("%s is owned by root but writable by %s", where, who)
+		}
+	}
+}
+
+// split cuts a path into its components, keeping ".." (a link target's
+// meaning depends on it) and dropping empty ones.
+func split(p string) []string {
+	var out []string
+	for c := range strings.SplitSeq(p, "/") {
+		if c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func readlinkat(dir int, name string) (string, error) {
+	for size := 256; size <= 1<<16; size *= 4 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dir, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+	return "", unix.ENAMETOOLONG
+}
+
+// Resolve returns where hostPath leads inside the root, links followed, as a
+// path on mirrorctl's own filesystem: for the few things that must be
+// reached by name (a daemon's socket, a binary to run). It refuses a
+// location others may change.
+func (r *Root) Resolve(hostPath string) (string, error) {
+	t, err := r.resolve(hostPath, true, 0)
+	if err != nil {
+		return "", err
+	}
+	defer t.close()
+	if t.actor.uid != 0 || t.actor.unsafe != "" {
+		return "", &fs.PathError{Op: "resolve", Path: hostPath, Err: fmt.Errorf("%w (%s)", ErrUnsafe, t.why())}
+	}
+	return r.Join(t.real), nil
+}
+
+func (t *target) why() string {
+	if t.actor.unsafe != "" {
+		return t.actor.unsafe
+	}
+	return fmt.Sprintf("a location owned by uid %d", t.actor.uid)
+}
