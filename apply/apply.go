@@ -1,7 +1,10 @@
-// Package apply carries a plan out on the node: it checks ownership, saves a
-// backup set, writes the files atomically, records what it wrote, activates
-// each engine with the least disruption, asks the engine whether it works,
-// and puts everything back when it does not.
+// Package apply is mirrorctl's one pipeline. Sync (for `sync`, every
+// `watch` trigger and the boot unit) and Rollback run the same steps: the
+// lock, state loaded once, the plan with the ownership record, the backup
+// set, atomic writes, the record of what was written and what is owed, at
+// most one reload or restart per engine, the engine's own health check, and
+// the restore of the backup set when it fails. Activations and probes come
+// from the engines as data; this package knows no engine and no file name.
 package apply
 
 import (
@@ -9,56 +12,72 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/hostexec"
+	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/render"
+	"github.com/mirrorctl/mirrorctl/spec"
 	"github.com/mirrorctl/mirrorctl/state"
 	"github.com/mirrorctl/mirrorctl/systemd"
 )
 
-// Options configure Run.
+// Options configure Sync and Rollback.
 type Options struct {
-	Root  string
+	Root  *hostfs.Root
 	Store *state.Store
-	// Dial connects to systemd. Nil leaves every reload and restart pending
-	// (no systemd on this host, or --no-restart), and Result says which.
-	Dial func(ctx context.Context) (systemd.Bus, error)
+	// Versions asks engine binaries their version (cached); nil leaves
+	// versions unknown.
+	Versions *hostexec.Versions
+	// Only names the engines to manage (--engines); Engines overrides
+	// engines.All() in tests.
+	Only    []string
+	Engines []engines.Engine
+	// Down lists mirror endpoints found not answering (watch).
+	Down map[string]bool
+	// Dial connects to systemd. Nil leaves every reload and restart owed
+	// (recorded in state.json, performed by the next sync that can) and
+	// PendingWhy says why.
+	Dial       func(ctx context.Context) (systemd.Bus, error)
+	PendingWhy string
 	// Adopt takes over files mirrorctl did not write instead of reporting
-	// them as conflicts.
+	// them as conflicts (never to delete them).
 	Adopt bool
-	// Keep is how many backup sets to retain.
-	Keep int
-	// Health judges an engine after its activation; nil means Check.
-	Health func(ctx context.Context, root string, e *plan.Engine) error
+	// Health judges an engine after its activation; nil runs its probe.
+	Health func(ctx context.Context, root *hostfs.Root, a engines.Activation) error
 	// HealthTimeout is how long an engine may take to come up and pass.
 	HealthTimeout time.Duration
-	// Reason is recorded in the backup set ("sync", "watch", "rollback 2026…").
-	Reason string
-	// Restoring, when set, is the ownership state to save after the files
-	// are written (a rollback puts back the state of its backup set) instead
-	// of recording the written files as mirrorctl's.
-	Restoring *state.State
-	Log       *slog.Logger
+	// LockTimeout is how long to wait for another mirrorctl; Who names
+	// this one for it ("mirrorctl sync").
+	LockTimeout time.Duration
+	Who         string
+	// Trigger is recorded with the sync ("sync", "watch:drift", "boot").
+	Trigger string
+	// Narrow, when set, edits the plan before anything is written (watch's
+	// drift policy); it may change st, which is saved with the rest.
+	Narrow func(p *plan.Plan, st *state.State) (*plan.Plan, []string, error)
+	Log    *slog.Logger
 }
 
-// Result says what Run did.
+// Result says what a run did.
 type Result struct {
-	Written []string
-	Done    []engines.Action
-	// NotRunning lists actions not needed because the unit is stopped.
-	NotRunning []engines.Action
-	Pending    []engines.Action
-	Conflicts  []state.Conflict
-	BackupID   string
-
-	attempted []*plan.Engine // engines whose activation was started
+	// Plan is what was planned (after conflicts were set aside).
+	Plan       *plan.Plan
+	Written    []string
+	Done       []engines.Activation
+	NotRunning []engines.Activation
+	// Pending are activations left owed (recorded in state.json).
+	Pending   []engines.Activation
+	Conflicts []state.Conflict
+	// Narrowed is what Narrow reported (the drift repaired or given up).
+	Narrowed []string
+	BackupID string
 }
+
+// Changed reports whether the run wrote files or performed owed actions.
+func (r *Result) Changed() bool { return len(r.Written) > 0 || len(r.Done) > 0 }
 
 // ErrConflicts is returned (wrapped) when files were left alone because
 // mirrorctl did not write them; everything else was applied.
@@ -82,167 +101,182 @@ func (e *HealthError) Error() string {
 
 func (e *HealthError) Unwrap() error { return e.Err }
 
-// Run applies p. The caller holds the store's lock.
-func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
-	log := opts.Log
-	st, err := opts.Store.Load()
+// Sync applies s to the node.
+func Sync(ctx context.Context, s *spec.Spec, o Options) (*Result, error) {
+	unlock, err := o.Store.Lock(ctx, o.LockTimeout, o.Who)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{}
-	work := map[*plan.Engine][]render.Change{}
-	var paths []string
-	for _, e := range p.Managed() {
-		changes, conflicts := excludeConflicts(opts.Root, e.Changes, st, opts.Adopt)
-		res.Conflicts = append(res.Conflicts, conflicts...)
-		if len(conflicts) > 0 {
-			e.Changes = changes
-			e.UpdateAction() // what is left may need less disruption
-		}
-		work[e] = changes
-		for _, c := range changes {
-			if c.Changed() {
-				paths = append(paths, c.File.Path)
-			}
-		}
-	}
-	if len(paths) == 0 {
-		// Nothing to write; still take over files that already hold our bytes.
-		for e, changes := range work {
-			st.Record(e.Detection.Engine, changes)
-		}
-		if err := opts.Store.Save(st); err != nil {
-			return res, err
-		}
-		return res, conflictErr(res)
-	}
-	set, err := opts.Store.Backup(opts.Reason, paths, st)
+	defer unlock()
+	st, err := o.Store.Load()
 	if err != nil {
-		return res, fmt.Errorf("saving a backup before the change: %w", err)
+		return nil, err
 	}
-	res.BackupID = set.ID
-	log.Info("backup saved", "set", set.ID, "files", len(paths))
+	p, err := Plan(ctx, s, st, o)
+	if err != nil {
+		return nil, err
+	}
+	var narrowed []string
+	if o.Narrow != nil {
+		if p, narrowed, err = o.Narrow(p, st); err != nil {
+			return nil, err
+		}
+	}
+	p, conflicts := p.ExcludeConflicts(o.Root, st, o.Adopt)
+	res, err := run(ctx, p, st, o, runOptions{reason: o.Trigger})
+	if res != nil {
+		res.Conflicts, res.Narrowed = conflicts, narrowed
+	}
+	if err == nil && len(conflicts) > 0 {
+		err = fmt.Errorf("%w: %d file(s); re-run with --adopt to take them over", ErrConflicts, len(conflicts))
+	}
+	return res, err
+}
 
-	var touched []*plan.Engine
+// Plan builds the plan for s against the node and st, as Sync would.
+func Plan(ctx context.Context, s *spec.Spec, st *state.State, o Options) (*plan.Plan, error) {
+	var version func(ctx context.Context, bin string, args ...string) (string, error)
+	if o.Versions != nil {
+		version = o.Versions.Version
+	}
+	p, err := plan.Build(ctx, s, plan.Options{Root: o.Root, Only: o.Only, Engines: o.Engines, State: st,
+		Version: version, Down: o.Down, Log: o.Log})
+	if err != nil {
+		return nil, err
+	}
+	if o.Versions != nil {
+		// Only under the lock: a cache miss costs one write, the next run none.
+		if err := o.Versions.Save(); err != nil {
+			o.Log.Warn("keeping engine versions for the next run", "err", err)
+		}
+	}
+	return p, nil
+}
+
+// runOptions are what Sync and Rollback run differently.
+type runOptions struct {
+	reason string
+	// restoring, when set, is the ownership state to keep once the files
+	// are written (a rollback puts back the state of its set) instead of
+	// recording the written files as mirrorctl's.
+	restoring *state.State
+}
+
+// run carries p out: backup, write, record, activate, check, restore on
+// failure. The caller holds the lock; st is state.json as loaded.
+func run(ctx context.Context, p *plan.Plan, st *state.State, o Options, r runOptions) (*Result, error) {
+	res := &Result{Plan: p}
+	var files []render.File
+	var changes []render.Change
 	for _, e := range p.Managed() {
-		changes := work[e]
-		if !slices.ContainsFunc(changes, render.Change.Changed) {
-			st.Record(e.Detection.Engine, changes)
-			continue
-		}
-		if err := render.Apply(opts.Root, changes); err != nil {
-			err = fmt.Errorf("%s: %w", e.Detection.Engine, err)
-			if _, rerr := restore(opts, set, false); rerr != nil {
-				return res, fmt.Errorf("%w; restoring backup set %s ALSO failed: %v", err, set.ID, rerr)
-			}
-			res.Written = nil
-			return res, fmt.Errorf("%w (every file was restored from backup set %s)", err, set.ID)
-		}
-		st.Record(e.Detection.Engine, changes)
-		touched = append(touched, e)
-		for _, c := range changes {
+		for _, c := range e.Changes {
 			if c.Changed() {
-				res.Written = append(res.Written, c.File.Path)
-				log.Info("wrote", "engine", e.Detection.Engine, "path", c.File.Path, "op", string(c.Op))
+				files = append(files, c.File)
+				changes = append(changes, c)
 			}
 		}
 	}
-	if opts.Restoring != nil {
-		st = opts.Restoring
-	}
-	if err := opts.Store.Save(st); err != nil {
-		if _, rerr := restore(opts, set, false); rerr != nil {
-			return res, fmt.Errorf("%w; restoring backup set %s ALSO failed: %v", err, set.ID, rerr)
+	if len(changes) == 0 && (!p.Owes() || o.Dial == nil) {
+		// Nothing to write, and nothing owed that can be done now (say
+		// so). Still take over files that already hold our bytes, and
+		// forget those already gone: Save writes nothing when that changes
+		// nothing.
+		next := st.Clone()
+		for _, e := range p.Managed() {
+			next.Record(e.Detection.Engine, e.Changes)
+			if e.Owed != nil {
+				res.Pending = append(res.Pending, e.Due())
+				next.SetPending(e.Detection.Engine, e.Due())
+			}
 		}
-		res.Written = nil
-		return res, fmt.Errorf("%w (every file was restored from backup set %s)", err, set.ID)
+		return res, o.Store.Save(next)
 	}
-	if err := activateAll(ctx, opts, touched, res); err != nil {
-		return res, rollBack(ctx, opts, set, res, err)
-	}
-	if err := opts.Store.Prune(opts.Keep); err != nil {
-		log.Warn("pruning old backup sets", "err", err)
-	}
-	return res, conflictErr(res)
-}
-
-// excludeConflicts drops changes to files mirrorctl does not own, with
-// every other file of their group (a registry directory changes whole or
-// not at all).
-func excludeConflicts(root string, changes []render.Change, st *state.State, adopt bool) ([]render.Change, []state.Conflict) {
-	merged := func(path string) bool {
+	var set *state.Set
+	if len(changes) > 0 {
+		var err error
+		if set, err = o.Store.Backup(r.reason, files, st); err != nil {
+			return res, fmt.Errorf("saving a backup before the change: %w", err)
+		}
+		res.BackupID = set.ID
+		o.Log.Info("backup saved", "set", set.ID, "files", len(files))
+		if err := render.Apply(ctx, o.Root, changes); err != nil {
+			return res, o.failWrite(ctx, set, st, res, err)
+		}
 		for _, c := range changes {
-			if c.File.Path == path {
-				return c.File.Merged
-			}
-		}
-		return false
-	}
-	conflicts := append(st.Conflicts(changes, merged), foreignDirs(root, changes, st)...)
-	if adopt || len(conflicts) == 0 {
-		return changes, nil
-	}
-	skipPath, skipGroup := map[string]bool{}, map[string]bool{}
-	for _, cf := range conflicts {
-		skipPath[cf.Path] = true
-		for _, c := range changes {
-			if c.File.Path == cf.Path && c.File.Group != "" {
-				skipGroup[c.File.Group] = true
-			}
+			res.Written = append(res.Written, c.File.Path)
+			o.Log.Info("wrote", "path", c.File.Path, "op", string(c.Op))
 		}
 	}
-	var keep []render.Change
-	for _, c := range changes {
-		if skipPath[c.File.Path] || (c.File.Group != "" && skipGroup[c.File.Group]) {
-			continue
+	next := st.Clone()
+	if r.restoring != nil {
+		next = r.restoring.Clone()
+		next.Pending = st.Pending
+	} else {
+		for _, e := range p.Managed() {
+			next.Record(e.Detection.Engine, e.Changes)
 		}
-		keep = append(keep, c)
 	}
-	return keep, conflicts
+	// What the engines need is owed until it is done: a crash from here on
+	// leaves it in state.json for the next sync.
+	var due []*plan.Engine
+	for _, e := range p.Managed() {
+		if a := e.Due(); a.Disruption != engines.None {
+			next.SetPending(e.Detection.Engine, a)
+			due = append(due, e)
+		} else {
+			next.SetPending(e.Detection.Engine, engines.Activation{})
+		}
+	}
+	next.Last = &state.Record{Time: time.Now().UTC(), Trigger: r.reason, Outcome: "applied", Backup: res.BackupID, Written: res.Written}
+	if err := o.Store.Save(next); err != nil {
+		if set != nil {
+			return res, o.failWrite(ctx, set, st, res, err)
+		}
+		return res, err
+	}
+	if err := o.activateAll(ctx, due, next, res); err != nil {
+		var he *HealthError
+		if errors.As(err, &he) && set != nil {
+			return res, o.rollBack(ctx, p, set, st, res, he)
+		}
+		next.Last.Outcome, next.Last.Error = "interrupted", err.Error()
+		return res, errors.Join(err, o.Store.Save(next))
+	}
+	if len(res.Pending) > 0 {
+		next.Last.Outcome = "pending"
+	}
+	if err := o.Store.Save(next); err != nil {
+		return res, err
+	}
+	if set != nil {
+		if err := o.Store.Prune(p.Spec.Backups.Keep); err != nil {
+			o.Log.Warn("pruning old backup sets", "err", err)
+		}
+	}
+	return res, nil
 }
 
-func conflictErr(res *Result) error {
-	if len(res.Conflicts) == 0 {
-		return nil
+// failWrite puts every file of set back after a failed write, records the
+// failure, and returns the error saying so.
+func (o Options) failWrite(ctx context.Context, set *state.Set, st *state.State, res *Result, cause error) error {
+	res.Written = nil
+	rctx := context.WithoutCancel(ctx) // a SIGTERM must not leave files half-restored
+	if _, err := restore(rctx, o.Root, o.Store, set); err != nil {
+		return fmt.Errorf("%w; restoring backup set %s ALSO failed: %v", cause, set.ID, err)
 	}
-	return fmt.Errorf("%w: %d file(s); re-run with --adopt to take them over", ErrConflicts, len(res.Conflicts))
+	o.recordFailure(set, st, "failed", cause)
+	return fmt.Errorf("%w (every file was restored from backup set %s)", cause, set.ID)
 }
 
-// foreignDirs reports registry directories (groups) that mirrorctl would
-// create files in although they already hold files it did not write: a
-// hosts.toml dropped into a Docker-style certs.d/<host>/ directory would
-// change how containerd reads the files already there (it stops scanning
-// *.crt once hosts.toml exists).
-func foreignDirs(root string, changes []render.Change, st *state.State) []state.Conflict {
-	var out []state.Conflict
-	seen := map[string]bool{}
-	for _, c := range changes {
-		if c.File.Group == "" || c.Op != render.Create || seen[c.File.Group] {
-			continue
-		}
-		seen[c.File.Group] = true
-		dir := path.Dir(c.File.Path)
-		entries, err := os.ReadDir(render.HostPath(root, dir))
-		if err != nil {
-			continue // no directory yet: nothing to conflict with
-		}
-		for _, ent := range entries {
-			p := path.Join(dir, ent.Name())
-			if _, ours := st.Files[p]; ours || strings.HasPrefix(ent.Name(), ".") || renderedHere(changes, p) {
-				continue
-			}
-			out = append(out, state.Conflict{Path: c.File.Path, Reason: fmt.Sprintf("%s holds %s, which mirrorctl did not write", dir, ent.Name())})
-			break
-		}
+// recordFailure marks set failed and records the failed sync; st is the
+// state the node is back on.
+func (o Options) recordFailure(set *state.Set, st *state.State, outcome string, cause error) {
+	if err := o.Store.MarkFailed(set, cause.Error()); err != nil {
+		o.Log.Warn("marking the backup set failed", "set", set.ID, "err", err)
 	}
-	return out
-}
-
-func renderedHere(changes []render.Change, p string) bool {
-	for _, c := range changes {
-		if c.File.Path == p && c.Op != render.Create {
-			return true // exists and is being updated/kept: judged by st.Conflicts
-		}
+	back := st.Clone()
+	back.Last = &state.Record{Time: time.Now().UTC(), Trigger: set.Reason, Outcome: outcome, Error: cause.Error(), Backup: set.ID}
+	if err := o.Store.Save(back); err != nil {
+		o.Log.Warn("recording the failed sync", "err", err)
 	}
-	return false
 }

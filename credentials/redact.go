@@ -61,3 +61,24 @@ func (r *Redactor) Lines(text string) string {
 	}
 	return r.String(strings.Join(lines, "\n"))
 }
+
+// HoldsSecret reports whether data looks like it holds a credential: a
+// private key, or a credential-looking assignment with a value. Such a file
+// is never shown line by line, even when the spec does not know the secret
+// (an old password, a rotated key).
+func HoldsSecret(data []byte) bool {
+	if strings.Contains(string(data), "PRIVATE KEY-----") {
+		return true
+	}
+	for l := range strings.SplitSeq(string(data), "\n") {
+		m := credentialLine.FindStringSubmatchIndex(l)
+		if m == nil {
+			continue
+		}
+		value := strings.TrimSpace(strings.Trim(strings.TrimSpace(l[m[4]:m[5]]), `"'`))
+		if value != "" && !strings.HasPrefix(value, "{") {
+			return true
+		}
+	}
+	return false
+}

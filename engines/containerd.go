@@ -1,13 +1,17 @@
 package engines
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
 	"path"
-	"strconv"
+	"slices"
 	"strings"
 
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/mirrorctl/mirrorctl/engines/health"
 	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/spec"
 )
@@ -68,13 +72,13 @@ func (containerd) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
 	set := s.Engines.Containerd
 	p := resolveContainerdPaths(set, h.FS)
 	d := Detection{Engine: "containerd", Unit: p.unit, Socket: p.socket,
-		Paths: []string{p.config, p.certsDir}, Extra: map[string]string{}}
+		Config: p.config, CertsDir: p.certsDir, Owns: []string{p.certsDir}}
 	binFound := hostHas(h.FS, p.binary)
 	unitFile := findUnitFile(h.FS, p.unit)
 	d.Found = binFound || unitFile != ""
-	if binFound && h.Exec != nil {
-		if out, err := h.Exec(ctx, p.binary, "--version"); err == nil {
-			d.Version = parseContainerdVersion(string(out))
+	if binFound && h.Version != nil {
+		if out, err := h.Version(ctx, p.binary, "--version"); err == nil {
+			d.Version = parseContainerdVersion(out)
 		}
 	}
 	switch set.Enabled {
@@ -99,11 +103,9 @@ func (containerd) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
 			d.Reason = "not installed"
 		}
 	}
-	// The health check compares the daemon's registry config path with it.
-	d.Extra["config_path"] = p.certsDir
 	if cfg, err := readContainerdConfig(h.FS, p.config); err == nil {
 		if schema, _, err := cfg.chooseSchema(set.Schema, parseRelease(d.Version)); err == nil {
-			d.Extra["schema"] = strconv.Itoa(schema)
+			d.Schema = schema
 		}
 	}
 	return d
@@ -111,23 +113,48 @@ func (containerd) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
 
 // Activation: containerd re-reads certs.d on every pull (hosts.go
 // ConfigureHosts returns a closure that loads the directory each time), so
-// hosts.toml changes need nothing; config.toml is read only at start.
-func (containerd) Activation(changed []string, d Detection) Action {
-	a := Action{Engine: "containerd", Unit: d.Unit, Disruption: None}
-	config := containerdConfigPath
-	if len(d.Paths) > 0 {
-		config = d.Paths[0]
-	}
-	for _, p := range changed {
-		if path.Clean(p) == path.Clean(config) {
-			a.Disruption, a.Reason = Restart, "config.toml changed"
-			return a
+// hosts.toml changes need nothing; config.toml is read only at start. After
+// a restart the CRI plugins must load and run with the config_path written.
+func (containerd) Activation(changes []render.Change, d Detection) Activation {
+	a := Activation{Engine: "containerd", Unit: d.Unit, Disruption: None}
+	config := cmp.Or(d.Config, containerdConfigPath)
+	for _, c := range changes {
+		if !c.Changed() || path.Clean(c.File.Path) != path.Clean(config) {
+			continue
 		}
+		a.Disruption, a.Reason = Restart, "config.toml changed"
+		var written []byte
+		if c.Op != render.Delete {
+			written = c.File.Data
+		}
+		a.Probe = health.Probe{Containerd: &health.ContainerdProbe{Socket: d.Socket, ConfigPath: registryConfigPath(written)}}
+		return a
 	}
-	if len(changed) > 0 {
+	if slices.ContainsFunc(changes, render.Change.Changed) {
 		a.Reason = "only certs.d changed (re-read on every pull)"
 	}
 	return a
+}
+
+// registryConfigPath is the registry config_path a config.toml sets ("" when
+// it sets none, as after a rollback to a node's own config).
+func registryConfigPath(data []byte) string {
+	var doc struct {
+		Plugins map[string]struct {
+			Registry struct {
+				ConfigPath string `toml:"config_path"`
+			} `toml:"registry"`
+		} `toml:"plugins"`
+	}
+	if toml.Unmarshal(data, &doc) != nil {
+		return ""
+	}
+	for _, name := range []string{criImagesPlugin, criV1Plugin, "cri"} {
+		if p := doc.Plugins[name].Registry.ConfigPath; p != "" {
+			return p
+		}
+	}
+	return ""
 }
 
 // Render writes config.toml and certs.d for s; see the file comments of
@@ -203,7 +230,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	conf := render.File{Path: p.config, Data: data, Mode: 0o644, Secret: cfg.hasAuth(), Merged: true}
+	conf := render.File{Path: p.config, Data: data, Mode: 0o644, Secret: cfg.hasAuth(), Merged: true, Keys: cfg.ownedKeys()}
 	files = append([]render.File{conf}, files...)
 	specDirs := map[string]bool{}
 	for _, k := range append(sortedKeys(s.Mirrors), sortedKeys(s.Configs)...) {
@@ -230,4 +257,13 @@ func specName(s *spec.Spec) string {
 		return "the spec"
 	}
 	return path.Base(strings.ReplaceAll(s.Files[0], "\\", "/"))
+}
+
+// ownedKeys names what mirrorctl owns in config.toml, for state.json.
+func (c *containerdConfig) ownedKeys() []string {
+	keys := []string{"registry.config_path"}
+	for _, h := range c.owns {
+		keys = append(keys, "registry.configs."+h+".auth")
+	}
+	return keys
 }

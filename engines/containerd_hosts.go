@@ -83,7 +83,7 @@ func (w *hostsWriter) files(rh *registryHosts) []render.File {
 		// adds no host (k3s-io/k3s#9853, containerd/containerd#10027).
 		b.WriteString("\n[host]\n")
 	}
-	hf := render.File{Path: path.Join(dir, "hosts.toml"), Data: []byte(b.String()), Mode: 0o644, Group: group}
+	hf := render.File{Path: path.Join(dir, "hosts.toml"), Data: []byte(b.String()), Mode: 0o644, Group: group, Primary: true}
 	if secret {
 		hf.Mode, hf.Secret = 0o600, true
 	}
@@ -195,11 +195,11 @@ func (w *hostsWriter) stale(fsys fs.FS, rendered map[string][]render.File, specD
 		group := "containerd:" + ent.Name()
 		want, isRendered := rendered[ent.Name()]
 		if !isRendered && !specDirs[ent.Name()] && isMigrated(data) {
-			out = append(out, render.File{Path: hostsPath, Data: data, Mode: 0o644, Group: group})
+			out = append(out, render.File{Path: hostsPath, Data: data, Mode: 0o644, Group: group, Primary: true})
 			continue
 		}
 		if !isRendered {
-			out = append(out, render.File{Path: hostsPath, Remove: true, Group: group})
+			out = append(out, render.File{Path: hostsPath, Remove: true, Group: group, Primary: true})
 		}
 	names:
 		for _, n := range tlsFileNames {

@@ -12,12 +12,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/mirrorctl/mirrorctl/engines/health"
+	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/spec"
 )
 
 // scriptExec writes an executable shell script at hostPath under a fresh
-// root and returns an Exec that really runs binaries under that root.
-func scriptExec(t *testing.T, hostPath, output string) func(context.Context, string, ...string) ([]byte, error) {
+// root and returns a Version func that really runs binaries under that root.
+func scriptExec(t *testing.T, hostPath, output string) func(context.Context, string, ...string) (string, error) {
 	t.Helper()
 	root := t.TempDir()
 	p := filepath.Join(root, filepath.FromSlash(hostPath))
@@ -28,8 +30,9 @@ func scriptExec(t *testing.T, hostPath, output string) func(context.Context, str
 	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return func(ctx context.Context, bin string, args ...string) ([]byte, error) {
-		return exec.CommandContext(ctx, filepath.Join(root, filepath.FromSlash(bin)), args...).Output()
+	return func(ctx context.Context, bin string, args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, filepath.Join(root, filepath.FromSlash(bin)), args...).Output()
+		return string(out), err
 	}
 }
 
@@ -69,26 +72,26 @@ func TestContainerdDetect(t *testing.T) {
 			bin: "/opt/bin/containerd", out: v2,
 			want: Detection{Found: true, Managed: true, Version: "2.4.2", Reason: "binary /opt/bin/containerd v2.4.2"}},
 	}
-	schemas := map[string]string{
-		"not_installed": "2", "debian_binary_1_6": "2", "local_binary_2_x": "3", "binary_prints_garbage": "2",
-		"unit_file_only": "2", "disabled_in_spec": "2", "forced_on_not_installed": "2",
-		"existing_v3_config_unknown_version": "3", "custom_paths": "3",
+	schemas := map[string]int{
+		"not_installed": 2, "debian_binary_1_6": 2, "local_binary_2_x": 3, "binary_prints_garbage": 2,
+		"unit_file_only": 2, "disabled_in_spec": 2, "forced_on_not_installed": 2,
+		"existing_v3_config_unknown_version": 3, "custom_paths": 3,
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := Host{FS: tt.fs}
 			if tt.bin != "" {
-				h.Exec = scriptExec(t, tt.bin, tt.out)
+				h.Version = scriptExec(t, tt.bin, tt.out)
 			}
 			s := &spec.Spec{Engines: spec.Engines{Containerd: tt.set}}
 			got := NewContainerd().Detect(detectCtx, h, s)
 			want := tt.want
 			want.Engine, want.Unit, want.Socket = "containerd", "containerd.service", "/run/containerd/containerd.sock"
-			want.Paths = []string{"/etc/containerd/config.toml", "/etc/containerd/certs.d"}
+			want.Config, want.CertsDir = "/etc/containerd/config.toml", "/etc/containerd/certs.d"
 			if tt.name == "custom_paths" {
-				want.Unit, want.Socket, want.Paths = "ctrd.service", "/run/ctrd.sock", []string{"/srv/ctrd.toml", "/srv/certs.d"}
+				want.Unit, want.Socket, want.Config, want.CertsDir = "ctrd.service", "/run/ctrd.sock", "/srv/ctrd.toml", "/srv/certs.d"
 			}
-			want.Extra = map[string]string{"schema": schemas[tt.name], "config_path": want.Paths[1]}
+			want.Owns, want.Schema = []string{want.CertsDir}, schemas[tt.name]
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Detect (-want +got):\n%s", diff)
 			}
@@ -111,23 +114,36 @@ func TestParseContainerdVersion(t *testing.T) {
 	}
 }
 
+// changed turns host paths into updates of those files with data.
+func changed(data string, paths ...string) []render.Change {
+	var out []render.Change
+	for _, p := range paths {
+		out = append(out, render.Change{Op: render.Update, Old: []byte("old"), File: render.File{Path: p, Data: []byte(data)}})
+	}
+	return out
+}
+
 func TestContainerdActivation(t *testing.T) {
-	d := Detection{Unit: "containerd.service", Paths: []string{"/etc/containerd/config.toml", "/etc/containerd/certs.d"}}
-	custom := Detection{Unit: "ctrd.service", Paths: []string{"/srv/ctrd.toml", "/srv/certs.d"}}
+	d := Detection{Unit: "containerd.service", Socket: "/run/containerd/containerd.sock", Config: "/etc/containerd/config.toml", CertsDir: "/etc/containerd/certs.d"}
+	custom := Detection{Unit: "ctrd.service", Socket: "/run/ctrd.sock", Config: "/srv/ctrd.toml", CertsDir: "/srv/certs.d"}
+	const config = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/srv/certs.d\"\n"
+	probe := func(d Detection) health.Probe {
+		return health.Probe{Containerd: &health.ContainerdProbe{Socket: d.Socket, ConfigPath: "/srv/certs.d"}}
+	}
 	tests := []struct {
 		name    string
 		d       Detection
-		changed []string
-		want    Action
+		changed []render.Change
+		want    Activation
 	}{
-		{"nothing_changed", d, nil, Action{Disruption: None}},
-		{"hosts_toml_only", d, []string{"/etc/containerd/certs.d/docker.io/hosts.toml", "/etc/containerd/certs.d/docker.io/ca.crt"},
-			Action{Disruption: None, Reason: "only certs.d changed (re-read on every pull)"}},
-		{"config_toml", d, []string{"/etc/containerd/certs.d/docker.io/hosts.toml", "/etc/containerd/config.toml"},
-			Action{Disruption: Restart, Reason: "config.toml changed"}},
-		{"custom_config_path", custom, []string{"/srv/ctrd.toml"}, Action{Disruption: Restart, Reason: "config.toml changed"}},
-		{"default_path_not_ours", custom, []string{"/srv/certs.d/x/hosts.toml"},
-			Action{Disruption: None, Reason: "only certs.d changed (re-read on every pull)"}},
+		{"nothing_changed", d, nil, Activation{Disruption: None}},
+		{"hosts_toml_only", d, changed("x", "/etc/containerd/certs.d/docker.io/hosts.toml", "/etc/containerd/certs.d/docker.io/ca.crt"),
+			Activation{Disruption: None, Reason: "only certs.d changed (re-read on every pull)"}},
+		{"config_toml", d, changed(config, "/etc/containerd/certs.d/docker.io/hosts.toml", "/etc/containerd/config.toml"),
+			Activation{Disruption: Restart, Reason: "config.toml changed", Probe: probe(d)}},
+		{"custom_config_path", custom, changed(config, "/srv/ctrd.toml"), Activation{Disruption: Restart, Reason: "config.toml changed", Probe: probe(custom)}},
+		{"default_path_not_ours", custom, changed(config, "/srv/certs.d/x/hosts.toml"),
+			Activation{Disruption: None, Reason: "only certs.d changed (re-read on every pull)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

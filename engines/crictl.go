@@ -54,7 +54,7 @@ func crictlSettingsOf(s *spec.Spec) spec.Crictl {
 
 func (e crictlEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
 	c := crictlSettingsOf(s)
-	d := Detection{Engine: e.Name(), Paths: []string{c.Config}, Socket: firstPresent(h.FS, criSockets...)}
+	d := Detection{Engine: e.Name(), Config: c.Config, Socket: firstPresent(h.FS, criSockets...)}
 	bin := firstPresent(h.FS, crictlBinaries...)
 	var found string
 	switch {
@@ -65,9 +65,9 @@ func (e crictlEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detectio
 	default:
 		found = "no crictl binary or " + c.Config
 	}
-	if bin != "" && h.Exec != nil {
-		if out, err := h.Exec(ctx, bin, "--version"); err == nil {
-			d.Version = leadingVersion(string(out))
+	if bin != "" && h.Version != nil {
+		if out, err := h.Version(ctx, bin, "--version"); err == nil {
+			d.Version = leadingVersion(out)
 		}
 	}
 	var why string
@@ -77,15 +77,13 @@ func (e crictlEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detectio
 }
 
 // Activation: crictl is a client that reads its file on every run.
-func (e crictlEngine) Activation(changed []string, d Detection) Action {
-	return Action{Engine: e.Name()}
+func (e crictlEngine) Activation([]render.Change, Detection) Activation {
+	return Activation{Engine: e.Name()}
 }
 
 func (e crictlEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	c := crictlSettingsOf(s)
 	w := &warnList{engine: e.Name()}
-	endpoint := crictlEndpoint(c, h, d, w)
-
 	old, exists, err := readOptional(h.FS, c.Config)
 	if err != nil {
 		return Result{}, fmt.Errorf("crictl: %w", err)
@@ -102,15 +100,36 @@ func (e crictlEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) 
 		doc = &parsed
 	}
 	m := doc.Content[0]
-	changed := setScalar(m, "runtime-endpoint", endpoint, "!!str")
-	changed = setScalar(m, "image-endpoint", endpoint, "!!str") || changed
-	if c.Timeout > 0 {
-		changed = setScalar(m, "timeout", strconv.Itoa(c.Timeout), "!!int") || changed
+	f := render.File{Path: c.Config, Data: old, Mode: 0o644, Merged: true}
+	var changed bool
+	if s == nil || (len(s.Mirrors) == 0 && len(s.Configs) == 0) {
+		// Nothing to pull through: crictl's file is none of mirrorctl's
+		// business, and what mirrorctl wrote there earlier goes.
+		own, ours := h.Owned[c.Config]
+		if !ours || !exists {
+			return Result{Warnings: w.list}, nil
+		}
+		for _, k := range own.Keys {
+			changed = deleteKey(m, k) || changed
+		}
+		f.Release = true
+		if own.Created && len(m.Content) == 0 {
+			f.Remove, f.Data = true, nil
+			return Result{Files: []render.File{f}, Warnings: w.list}, nil
+		}
+	} else {
+		endpoint := crictlEndpoint(c, h, d, w)
+		f.Keys = []string{"runtime-endpoint", "image-endpoint"}
+		changed = setScalar(m, "runtime-endpoint", endpoint, "!!str")
+		changed = setScalar(m, "image-endpoint", endpoint, "!!str") || changed
+		if c.Timeout > 0 {
+			changed = setScalar(m, "timeout", strconv.Itoa(c.Timeout), "!!int") || changed
+			f.Keys = append(f.Keys, "timeout")
+		}
+		changed = checkCrictlKeys(m, c.Config, d.Version, w) || changed
 	}
-	changed = checkCrictlKeys(m, c.Config, d.Version, w) || changed
-
 	if exists && !changed {
-		return Result{Files: []render.File{{Path: c.Config, Data: old, Mode: 0o644, Merged: true}}, Warnings: w.list}, nil
+		return Result{Files: []render.File{f}, Warnings: w.list}, nil
 	}
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
@@ -121,7 +140,19 @@ func (e crictlEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) 
 	if err := enc.Close(); err != nil {
 		return Result{}, fmt.Errorf("crictl: encoding %s: %w", c.Config, err)
 	}
-	return Result{Files: []render.File{{Path: c.Config, Data: b.Bytes(), Mode: 0o644, Merged: true}}, Warnings: w.list}, nil
+	f.Data = b.Bytes()
+	return Result{Files: []render.File{f}, Warnings: w.list}, nil
+}
+
+// deleteKey removes key from a YAML mapping and reports whether it was there.
+func deleteKey(m *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content = append(m.Content[:i], m.Content[i+2:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // crictlEndpoint picks the CRI endpoint: the spec's, else the detected

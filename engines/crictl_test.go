@@ -5,6 +5,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/spec"
 )
 
@@ -35,7 +36,7 @@ func TestCrictlDetect(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := Host{FS: c.fs}
 			if c.exec != nil {
-				h.Exec = fakeExec(c.exec)
+				h.Version = fakeExec(c.exec)
 			}
 			d := NewCrictl().Detect(detectCtx, h, c.spec)
 			if d.Found != c.wantFound || d.Managed != c.wantManaged || d.Socket != c.wantSocket || d.Version != c.wantVer {
@@ -46,9 +47,9 @@ func TestCrictlDetect(t *testing.T) {
 }
 
 func TestCrictlActivationIsAlwaysNone(t *testing.T) {
-	for _, changed := range [][]string{nil, {"/etc/crictl.yaml"}} {
-		if a := NewCrictl().Activation(changed, Detection{}); a.Disruption != None || a.Engine != "crictl" {
-			t.Errorf("Activation(%q) = %+v", changed, a)
+	for _, c := range [][]render.Change{nil, changed("x", "/etc/crictl.yaml")} {
+		if a := NewCrictl().Activation(c, Detection{}); a.Disruption != None || a.Engine != "crictl" {
+			t.Errorf("Activation(%v) = %+v", c, a)
 		}
 	}
 }
@@ -80,7 +81,7 @@ func TestCrictlEndpointChoice(t *testing.T) {
 
 // The timeout is written as a YAML integer: crictl reads it with strconv.Atoi.
 func TestCrictlTimeoutInteger(t *testing.T) {
-	s := &spec.Spec{Engines: spec.Engines{Crictl: spec.Crictl{Timeout: 30}}}
+	s := &spec.Spec{Engines: spec.Engines{Crictl: spec.Crictl{Timeout: 30}}, Mirrors: map[string]*spec.Mirror{"docker.io": {}}}
 	res, err := NewCrictl().Render(s, Host{FS: hostTree(hostFile("etc/crictl.yaml", "timeout: \"2\"\n"))}, Detection{Socket: "/run/containerd/containerd.sock"})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mirrorctl/mirrorctl/engines/health"
 	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/spec"
 )
@@ -59,11 +60,12 @@ func dockerSettingsOf(s *spec.Spec) dockerSettings {
 func (e dockerEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
 	cfg := dockerSettingsOf(s)
 	d := Detection{
-		Engine: e.Name(),
-		Unit:   cfg.unit,
-		Socket: cfg.socket,
-		Paths:  []string{cfg.daemonJSON, cfg.certsDir},
-		Extra:  map[string]string{"daemon_json": cfg.daemonJSON},
+		Engine:   e.Name(),
+		Unit:     cfg.unit,
+		Socket:   cfg.socket,
+		Config:   cfg.daemonJSON,
+		CertsDir: cfg.certsDir,
+		Owns:     []string{cfg.certsDir},
 	}
 	bin := cfg.binary
 	if bin == "" || !hostHas(h.FS, bin) {
@@ -79,9 +81,9 @@ func (e dockerEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detectio
 	default:
 		found = "no dockerd binary or " + cfg.unit
 	}
-	if bin != "" && h.Exec != nil {
-		if out, err := h.Exec(ctx, bin, "--version"); err == nil {
-			d.Version = leadingVersion(string(out))
+	if bin != "" && h.Version != nil {
+		if out, err := h.Version(ctx, bin, "--version"); err == nil {
+			d.Version = leadingVersion(out)
 		}
 	}
 	var why string
@@ -98,7 +100,8 @@ func (e dockerEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) 
 	flags := scanDockerUnit(h.FS, cfg.unit)
 
 	var res Result
-	daemon, err := renderDaemonJSON(h, cfg.daemonJSON, mirrors, insecure, flags, w)
+	_, hubInSpec := s.Mirrors[dockerHub]
+	daemon, err := renderDaemonJSON(h, cfg.daemonJSON, mirrors, hubInSpec, insecure, flags, w)
 	if err != nil {
 		return Result{}, fmt.Errorf("docker: %w", err)
 	}
@@ -111,48 +114,44 @@ func (e dockerEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) 
 		return Result{}, fmt.Errorf("docker: %w", err)
 	}
 	res.Files = append(res.Files, auths...)
+	released, err := releaseJSONFiles(h, res.Files)
+	if err != nil {
+		return Result{}, fmt.Errorf("docker: %w", err)
+	}
+	res.Files = append(res.Files, released...)
 	res.Warnings = w.list
 	return res, nil
 }
 
 // Activation: dockerd reloads registry-mirrors and insecure-registries on
 // SIGHUP (daemon/reload.go; the stock unit's ExecReload sends it), and reads
-// certs.d and the client's config.json on every pull.
-func (e dockerEngine) Activation(changed []string, d Detection) Action {
-	a := Action{Engine: e.Name(), Unit: cmp.Or(d.Unit, dockerUnit)}
-	daemonJSON := cmp.Or(d.Extra["daemon_json"], dockerDaemonJSON)
-	if slices.Contains(changed, daemonJSON) {
-		a.Disruption = Reload
-		a.Reason = daemonJSON + " changed"
-	}
-	return a
-}
-
-// RefineActivation turns the reload into a restart when daemon.json loses a
-// managed key: on SIGHUP dockerd applies only the keys the file contains
-// (daemon/reload.go), so a key that disappears keeps its old value until
-// dockerd restarts. mirrorctl itself writes an empty list instead of
-// deleting the key; a rollback to a file that never had it needs this.
-func (e dockerEngine) RefineActivation(a Action, changes []render.Change, d Detection) Action {
-	if a.Disruption != Reload {
-		return a
-	}
-	daemonJSON := cmp.Or(d.Extra["daemon_json"], dockerDaemonJSON)
+// certs.d and the client's config.json on every pull. On SIGHUP dockerd
+// applies only the keys the file contains, so a managed key that disappears
+// keeps its old value until dockerd restarts: that needs a restart.
+// Afterwards dockerd must answer and list exactly the mirrors written.
+func (e dockerEngine) Activation(changes []render.Change, d Detection) Activation {
+	a := Activation{Engine: e.Name(), Unit: cmp.Or(d.Unit, dockerUnit)}
+	daemonJSON := cmp.Or(d.Config, dockerDaemonJSON)
 	for _, c := range changes {
-		if c.File.Path != daemonJSON || c.Old == nil {
+		if !c.Changed() || c.File.Path != daemonJSON {
 			continue
 		}
 		var newData []byte
 		if c.Op != render.Delete {
 			newData = c.File.Data
 		}
+		a.Disruption, a.Reason = Reload, daemonJSON+" changed"
 		for _, key := range []string{keyMirrors, keyInsecure} {
-			if hasKey(c.Old, key) && !hasKey(newData, key) {
+			if hasValue(c.Old, key) && !hasKey(newData, key) {
 				a.Disruption = Restart
 				a.Reason = daemonJSON + " no longer sets " + key + ", which dockerd clears only on restart"
-				return a
 			}
 		}
+		var cfg struct {
+			Mirrors []string `json:"registry-mirrors"`
+		}
+		_ = json.Unmarshal(newData, &cfg)
+		a.Probe = health.Probe{Docker: &health.DockerProbe{Socket: cmp.Or(d.Socket, dockerSocket), Mirrors: cfg.Mirrors}}
 	}
 	return a
 }
@@ -167,24 +166,41 @@ func hasKey(data []byte, key string) bool {
 	return ok
 }
 
+// hasValue reports whether a JSON object's key holds something other than
+// an empty list or null.
+func hasValue(data []byte, key string) bool {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return false
+	}
+	v, ok := obj[key]
+	return ok && string(v) != "[]" && string(v) != "null"
+}
+
 // renderDaemonJSON merges the two managed keys into daemon.json. It returns
 // nil when there is nothing to write, and the original bytes when neither
 // key changes.
-func renderDaemonJSON(h Host, file string, mirrors, insecure []string, flags dockerFlags, w *warnList) (*render.File, error) {
+func renderDaemonJSON(h Host, file string, mirrors []string, hubInSpec bool, insecure []string, flags dockerFlags, w *warnList) (*render.File, error) {
 	old, exists, err := readOptional(h.FS, file)
 	if err != nil {
 		return nil, err
 	}
+	owned := ownedEntries(h, file)
 	if !exists && len(mirrors) == 0 && len(insecure) == 0 {
 		return nil, nil
+	}
+	if exists && len(mirrors) == 0 && len(insecure) == 0 && len(owned) == 0 && !hubInSpec {
+		return nil, nil // nothing of mirrorctl's to put there or to take out
 	}
 	obj, err := parseJSONObject(file, old)
 	if err != nil {
 		return nil, err
 	}
 	changed := false
+	var keys []string
 
-	// registry-mirrors belongs to the spec: its docker.io entry, or nothing.
+	// registry-mirrors belongs to the spec when it names docker.io, or when
+	// mirrorctl wrote it before; otherwise it is the user's and stays.
 	cur, has := obj.get(keyMirrors)
 	switch {
 	case flags.mirror:
@@ -192,55 +208,83 @@ func renderDaemonJSON(h Host, file string, mirrors, insecure []string, flags doc
 	case len(mirrors) == 0:
 		// An empty list, not a deleted key: dockerd's reload applies only
 		// keys the file sets, so deleting it would leave the old mirrors.
-		if list, ok := stringList(cur); has && (!ok || len(list) > 0) {
+		if !has || (!owned[keyMirrors] && !hubInSpec) {
+			break
+		}
+		if list, ok := stringList(cur); !ok || len(list) > 0 {
 			obj.set(keyMirrors, []string{})
 			changed = true
 		}
+		keys = append(keys, keyMirrors)
 	default:
 		if list, ok := stringList(cur); !ok || !slices.Equal(list, mirrors) {
 			obj.set(keyMirrors, mirrors)
 			changed = true
 		}
+		keys = append(keys, keyMirrors)
 	}
 
-	// insecure-registries is shared with the user. Until the state file
-	// records what mirrorctl wrote (issue 4), "ours" is exactly what the
-	// spec derives now; every other entry is the user's and survives. The
-	// limitation: an entry the spec no longer derives cannot be told from a
-	// user's entry, so it stays until someone removes it.
+	// insecure-registries is shared with the user: mirrorctl adds the
+	// entries the spec derives and removes those it added earlier (state
+	// records them) that the spec no longer derives; every other entry is
+	// the user's and survives.
 	cur, has = obj.get(keyInsecure)
 	switch {
 	case flags.insecure:
 		w.flagConflict(flags, file, "--insecure-registry", keyInsecure, has, insecure)
-	case len(insecure) > 0:
+	case len(insecure) > 0 || (has && len(owned) > 0):
 		list, ok := stringList(cur)
 		if has && !ok {
+			if len(insecure) == 0 {
+				break // not ours to judge: nothing of mirrorctl's goes there
+			}
 			return nil, fmt.Errorf("%s: %q is not a list of strings; mirrorctl does not overwrite it, fix it first", file, keyInsecure)
 		}
-		merged := mergeInsecure(list, insecure)
-		if !has || len(merged) != len(list) {
+		wanted := func(e string) bool {
+			return slices.ContainsFunc(insecure, func(o string) bool { return bareRegistry(o) == bareRegistry(e) })
+		}
+		var kept []string
+		for _, e := range list {
+			if !owned[keyInsecure+"="+bareRegistry(e)] || wanted(e) {
+				kept = append(kept, e)
+			}
+		}
+		merged := mergeInsecure(kept, insecure)
+		if !slices.Equal(merged, list) && (has || len(merged) > 0) {
 			obj.set(keyInsecure, merged)
 			changed = true
 		}
+		for _, e := range insecure {
+			userHad := slices.ContainsFunc(list, func(u string) bool { return bareRegistry(u) == bareRegistry(e) })
+			if !userHad || owned[keyInsecure+"="+bareRegistry(e)] {
+				keys = append(keys, keyInsecure+"="+bareRegistry(e))
+			}
+		}
 	}
 
+	f := &render.File{Path: file, Data: old, Mode: 0o644, Merged: true, Keys: keys}
 	if !changed {
 		if !exists {
 			return nil, nil
 		}
-		return &render.File{Path: file, Data: old, Mode: 0o644, Merged: true}, nil
+		return f, nil
 	}
-	return &render.File{Path: file, Data: obj.marshal(), Mode: 0o644, Merged: true}, nil
+	f.Data = obj.marshal()
+	return f, nil
+}
+
+// bareRegistry is an insecure-registries entry as dockerd compares it:
+// without an http:// or https:// prefix or a trailing slash.
+func bareRegistry(s string) string {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "http://"), "https://")
+	return strings.TrimSuffix(s, "/")
 }
 
 // mergeInsecure appends the spec's entries that the user's list lacks.
 // dockerd strips an http:// or https:// prefix from entries, so they
 // compare without it.
 func mergeInsecure(user, ours []string) []string {
-	bare := func(s string) string {
-		s = strings.TrimPrefix(strings.TrimPrefix(s, "http://"), "https://")
-		return strings.TrimSuffix(s, "/")
-	}
+	bare := bareRegistry
 	out := slices.Clone(user)
 	seen := map[string]bool{}
 	for _, u := range user {

@@ -56,16 +56,16 @@ func dockerCerts(s *spec.Spec, certsDir string, insecure []string, w *warnList) 
 }
 
 // dockerAuthFiles merges `auths` into the config.json of every user in
-// engines.docker.auth_users. dockerd stores no credentials: the CLI sends
-// them per request (docs/ENGINES.md §B.5).
+// engines.docker.auth_users, and removes from them the entries mirrorctl
+// wrote earlier that the spec no longer has. dockerd stores no
+// credentials: the CLI sends them per request.
 func dockerAuthFiles(s *spec.Spec, h Host, w *warnList) ([]render.File, error) {
 	entries, hosts := dockerAuthEntries(s, w)
-	if len(entries) == 0 {
-		return nil, nil
-	}
 	users := s.Engines.Docker.AuthUsers
-	if len(users) == 0 {
+	if len(entries) > 0 && len(users) == 0 {
 		w.add(spec.Pos{}, "credentials not given to Docker; set engines.docker.auth_users")
+	}
+	if len(users) == 0 {
 		return nil, nil
 	}
 	passwd, _, err := readOptional(h.FS, "/etc/passwd")
@@ -78,6 +78,9 @@ func dockerAuthFiles(s *spec.Spec, h Host, w *warnList) ([]render.File, error) {
 		acct, ok := accounts[name]
 		if !ok {
 			return nil, fmt.Errorf("engines.docker.auth_users: no user %q in /etc/passwd", name)
+		}
+		if !path.IsAbs(acct.home) || path.Clean(acct.home) != acct.home || acct.home == "/" {
+			return nil, fmt.Errorf("engines.docker.auth_users: user %q has home %q in /etc/passwd, not a clean absolute directory", name, acct.home)
 		}
 		f, err := mergeDockerConfig(h, acct, entries, hosts, w)
 		if err != nil {
@@ -153,21 +156,27 @@ func parsePasswd(data []byte) map[string]passwdEntry {
 	return out
 }
 
-// mergeDockerConfig sets our auths entries in one user's config.json and
+// mergeDockerConfig sets our auths entries in one user's config.json,
+// removes the ones mirrorctl wrote earlier that the spec no longer has, and
 // keeps every other entry and key. The original bytes come back when no
-// entry changes.
+// entry changes; a file mirrorctl created goes once nothing else is in it;
+// none is created when there is nothing to put in it.
 func mergeDockerConfig(h Host, u passwdEntry, entries map[string]map[string]string, keys []string, w *warnList) (*render.File, error) {
 	file := path.Join(u.home, ".docker", "config.json")
+	owned := ownedEntries(h, file)
 	old, exists, err := readOptional(h.FS, file)
 	if err != nil {
 		return nil, err
+	}
+	if len(entries) == 0 && (len(owned) == 0 || !exists) {
+		return nil, nil // nothing of mirrorctl's to put there or to take out
 	}
 	obj, err := parseJSONObject(file, old)
 	if err != nil {
 		return nil, err
 	}
 	auths := &jsonObject{vals: map[string]json.RawMessage{}}
-	if raw, ok := obj.get("auths"); ok && string(raw) != "null" {
+	if raw, ok := obj.get(keyAuths); ok && string(raw) != "null" {
 		if auths, err = parseJSONObject(file+` "auths"`, raw); err != nil {
 			return nil, err
 		}
@@ -181,6 +190,7 @@ func mergeDockerConfig(h Host, u passwdEntry, entries map[string]map[string]stri
 		_ = json.Unmarshal(raw, &store)
 	}
 	changed := false
+	var mine []string
 	for _, key := range keys {
 		helperKey := strings.TrimSuffix(strings.TrimPrefix(key, "https://"), "/v1/")
 		if hlp := helpers[helperKey]; hlp != "" {
@@ -188,6 +198,7 @@ func mergeDockerConfig(h Host, u passwdEntry, entries map[string]map[string]stri
 		} else if store != "" {
 			w.add(spec.Pos{}, "%s: credsStore = %q, so the docker CLI asks docker-credential-%s for %s and ignores the auths entry mirrorctl writes", file, store, store, key)
 		}
+		mine = append(mine, keyAuths+"="+key)
 		var cur map[string]string
 		if raw, ok := auths.get(key); ok && json.Unmarshal(raw, &cur) == nil && maps.Equal(cur, entries[key]) {
 			continue
@@ -195,10 +206,29 @@ func mergeDockerConfig(h Host, u passwdEntry, entries map[string]map[string]stri
 		auths.set(key, entries[key])
 		changed = true
 	}
-	f := &render.File{Path: file, Data: old, Mode: 0o600, Secret: true, Merged: true, Owner: &render.Owner{UID: u.uid, GID: u.gid}}
-	if changed || !exists {
-		obj.setRaw("auths", auths.marshal())
-		f.Data = obj.marshal()
+	for entry := range owned {
+		key, _ := strings.CutPrefix(entry, keyAuths+"=")
+		if _, still := entries[key]; !still {
+			if _, ok := auths.get(key); ok {
+				auths.del(key)
+				changed = true
+			}
+		}
 	}
+	f := &render.File{Path: file, Data: old, Mode: 0o600, Secret: true, Merged: true, Keys: mine,
+		Owner: &render.Owner{UID: u.uid, GID: u.gid}}
+	if !changed && exists {
+		return f, nil
+	}
+	if len(auths.keys) == 0 {
+		obj.del(keyAuths)
+	} else {
+		obj.setRaw(keyAuths, auths.marshal())
+	}
+	if len(obj.keys) == 0 && h.Owned[file].Created {
+		f.Remove, f.Data = true, nil
+		return f, nil
+	}
+	f.Data = obj.marshal()
 	return f, nil
 }

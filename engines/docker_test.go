@@ -58,7 +58,7 @@ func TestDockerDetect(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := Host{FS: c.fs}
 			if c.exec != nil {
-				h.Exec = fakeExec(c.exec)
+				h.Version = fakeExec(c.exec)
 			}
 			d := NewDocker().Detect(detectCtx, h, c.spec)
 			if d.Found != c.wantFound || d.Managed != c.wantManaged || d.Version != c.wantVersion {
@@ -68,36 +68,43 @@ func TestDockerDetect(t *testing.T) {
 			if d.Unit != "docker.service" || d.Socket != "/run/docker.sock" || d.Reason == "" {
 				t.Errorf("Detect = unit %q socket %q reason %q", d.Unit, d.Socket, d.Reason)
 			}
-			if want := []string{"/etc/docker/daemon.json", "/etc/docker/certs.d"}; !cmp.Equal(d.Paths, want) {
-				t.Errorf("Paths = %q", d.Paths)
+			if d.Config != "/etc/docker/daemon.json" || d.CertsDir != "/etc/docker/certs.d" || !cmp.Equal(d.Owns, []string{"/etc/docker/certs.d"}) {
+				t.Errorf("Config %q CertsDir %q Owns %q", d.Config, d.CertsDir, d.Owns)
 			}
 		})
 	}
 }
 
 func TestDockerActivation(t *testing.T) {
-	d := Detection{Unit: "docker.service", Extra: map[string]string{"daemon_json": "/etc/docker/daemon.json"}}
+	d := Detection{Unit: "docker.service", Socket: "/run/docker.sock", Config: "/etc/docker/daemon.json"}
+	const mirrors = `{"registry-mirrors": ["https://m.example/"]}`
 	for _, c := range []struct {
 		name    string
-		changed []string
+		changed []render.Change
 		want    Disruption
 	}{
 		{"nothing", nil, None},
-		{"daemon_json", []string{"/etc/docker/daemon.json"}, Reload},
-		{"daemon_json_and_certs", []string{"/etc/docker/certs.d/r:5000/ca.crt", "/etc/docker/daemon.json"}, Reload},
-		{"certs_only", []string{"/etc/docker/certs.d/r:5000/ca.crt"}, None},
-		{"config_json_only", []string{"/root/.docker/config.json"}, None},
+		{"daemon_json", changed(mirrors, "/etc/docker/daemon.json"), Reload},
+		{"daemon_json_and_certs", changed(mirrors, "/etc/docker/certs.d/r:5000/ca.crt", "/etc/docker/daemon.json"), Reload},
+		{"certs_only", changed("x", "/etc/docker/certs.d/r:5000/ca.crt"), None},
+		{"config_json_only", changed("{}", "/root/.docker/config.json"), None},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			a := NewDocker().Activation(c.changed, d)
 			if a.Disruption != c.want || a.Unit != "docker.service" || a.Engine != "docker" {
 				t.Errorf("Activation = %+v, want %v", a, c.want)
 			}
+			// The health check expects exactly the mirrors written.
+			if c.want != None && (a.Probe.Docker == nil || !cmp.Equal(a.Probe.Docker.Mirrors, []string{"https://m.example/"}) || a.Probe.Docker.Socket != "/run/docker.sock") {
+				t.Errorf("probe = %+v", a.Probe.Docker)
+			}
 		})
 	}
-	// A daemon.json elsewhere (engines.docker.daemon_json) is what counts.
-	custom := Detection{Extra: map[string]string{"daemon_json": "/srv/docker.json"}}
-	if a := NewDocker().Activation([]string{"/srv/docker.json"}, custom); a.Disruption != Reload || a.Unit != "docker.service" {
+	// A daemon.json elsewhere (engines.docker.daemon_json) is what counts,
+	// and its mirrors are what the health check expects.
+	custom := Detection{Config: "/srv/docker.json"}
+	a := NewDocker().Activation(changed(mirrors, "/srv/docker.json"), custom)
+	if a.Disruption != Reload || a.Unit != "docker.service" || a.Probe.Docker == nil || len(a.Probe.Docker.Mirrors) != 1 {
 		t.Errorf("custom daemon.json: %+v", a)
 	}
 }
@@ -220,6 +227,7 @@ func TestDockerConfigJSONOwner(t *testing.T) {
 		Mode:   0o600,
 		Secret: true,
 		Merged: true,
+		Keys:   []string{"auths=r.example.com"},
 		Owner:  &render.Owner{UID: 1000, GID: 1001},
 	}}
 	if diff := cmp.Diff(want, res.Files); diff != "" {
@@ -281,9 +289,8 @@ func specSecrets(s *spec.Spec) []string {
 // dockerd's reload applies only the keys daemon.json sets: a change that
 // drops registry-mirrors (a rollback to a file that never had it) needs a
 // restart, anything else a reload.
-func TestDockerRefineActivation(t *testing.T) {
+func TestDockerActivationRestartsForADroppedKey(t *testing.T) {
 	d := Detection{Unit: "docker.service"}
-	reload := Action{Engine: "docker", Unit: "docker.service", Disruption: Reload}
 	change := func(old, new string) []render.Change {
 		return []render.Change{{Op: render.Update, Old: []byte(old), File: render.File{Path: "/etc/docker/daemon.json", Data: []byte(new)}}}
 	}
@@ -295,10 +302,11 @@ func TestDockerRefineActivation(t *testing.T) {
 		{"mirror_list_changed", change(`{"registry-mirrors": ["https://a/"]}`, `{"registry-mirrors": ["https://b/"]}`), Reload},
 		{"mirrors_emptied", change(`{"registry-mirrors": ["https://a/"]}`, `{"registry-mirrors": []}`), Reload},
 		{"mirrors_key_dropped", change(`{"registry-mirrors": ["https://a/"], "debug": true}`, `{"debug": true}`), Restart},
+		{"empty_mirrors_key_dropped", change(`{"registry-mirrors": [], "debug": true}`, `{"debug": true}`), Reload},
 		{"insecure_key_dropped", change(`{"insecure-registries": ["h:5000"]}`, `{}`), Restart},
 		{"file_created", []render.Change{{Op: render.Create, File: render.File{Path: "/etc/docker/daemon.json", Data: []byte(`{}`)}}}, Reload},
 	} {
-		got := NewDocker().(Refiner).RefineActivation(reload, c.changes, d)
+		got := NewDocker().Activation(c.changes, d)
 		if got.Disruption != c.want {
 			t.Errorf("%s: %v (%s), want %v", c.name, got.Disruption, got.Reason, c.want)
 		}

@@ -13,6 +13,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/mirrorctl/mirrorctl/engines/health"
 	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/spec"
 )
@@ -39,13 +40,42 @@ func (d Disruption) String() string {
 // MarshalText makes Disruption print as its name in JSON output.
 func (d Disruption) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
-// Action is what to do to one engine's unit after a sync changed its files.
-type Action struct {
-	Engine     string
-	Unit       string
-	Disruption Disruption
-	// Reason names the changed file(s) that require it.
-	Reason string
+// Activation is what one engine needs once its changed files are written,
+// and how to prove it worked. Engines compute it from the changes; the code
+// that carries it out knows no engine and no file.
+type Activation struct {
+	Engine     string     `json:"engine"`
+	Unit       string     `json:"unit,omitempty"`
+	Disruption Disruption `json:"disruption"`
+	// Reason names what requires it, for people.
+	Reason string `json:"reason,omitempty"`
+	// Probe checks the engine after a reload or restart (its own socket,
+	// the config it must now run with). Zero checks nothing.
+	Probe health.Probe `json:"probe"`
+}
+
+// Stronger returns whichever of a and b disrupts more (a on a tie), for
+// folding a pending activation into a new one.
+func (a Activation) Stronger(b Activation) Activation {
+	if b.Disruption > a.Disruption {
+		return b
+	}
+	return a
+}
+
+// UnmarshalText reads a Disruption's name.
+func (d *Disruption) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "none":
+		*d = None
+	case "reload":
+		*d = Reload
+	case "restart":
+		*d = Restart
+	default:
+		return fmt.Errorf("unknown disruption %q", b)
+	}
+	return nil
 }
 
 // Warning is something the spec asks for that an engine cannot express, or
@@ -67,40 +97,54 @@ func (w Warning) String() string {
 
 // Detection is what Detect found out about one engine on the host.
 type Detection struct {
-	Engine string
+	Engine string `json:"name"`
 	// Found says the engine is installed; Managed says mirrorctl will
 	// render for it (found and not disabled, or forced on).
-	Found   bool
-	Managed bool
+	Found   bool `json:"found"`
+	Managed bool `json:"managed"`
 	// Version is the engine's version ("1.6.20", "2.4.2") or "" if unknown.
-	Version string
+	Version string `json:"version,omitempty"`
 	// Reason explains Found/Managed in a few words, for the detect log line.
-	Reason string
-	Unit   string
-	Socket string
-	// Paths are the config files and directories the engine owns.
-	Paths []string
-	// Extra carries engine-specific facts (e.g. "schema": "3").
-	Extra map[string]string
+	Reason string `json:"reason,omitempty"`
+	Unit   string `json:"unit,omitempty"`
+	Socket string `json:"socket,omitempty"`
+	// Config is the engine's main file (config.toml, daemon.json,
+	// registries.yaml, crictl.yaml); CertsDir its per-registry directory.
+	Config   string `json:"config,omitempty"`
+	CertsDir string `json:"certs_dir,omitempty"`
+	// Owns are the host paths (files, or directories with everything below
+	// them) where mirrorctl may create and remove whole files for this
+	// engine. A file recorded in state.json outside them is never removed.
+	Owns []string `json:"owns,omitempty"`
+
+	// Schema is the config.toml version containerd will be given.
+	Schema int `json:"schema,omitempty"`
+	// Distribution is "k3s" or "rke2".
+	Distribution string `json:"distribution,omitempty"`
+	// ImageStore is dockerd's image store: "classic" or "containerd".
+	ImageStore string `json:"image_store,omitempty"`
 }
 
 // Host is the node as the engines see it.
 type Host struct {
-	// FS is the host's filesystem rooted at --root. fs.FS paths have no
-	// leading slash; use FSPath to convert an absolute host path.
+	// FS is the host's filesystem rooted at --root, read through the
+	// confined layer (hostfs). fs.FS paths have no leading slash; use
+	// FSPath to convert an absolute host path.
 	FS fs.FS
-	// Exec runs a host binary (an absolute host path, resolved under
-	// --root) and returns its standard output; used only to ask an engine
-	// its version. Nil means versions come from sockets or stay unknown.
-	Exec func(ctx context.Context, bin string, args ...string) ([]byte, error)
-	// Root is --root, to reach host sockets (filepath.Join(Root, socket))
-	// when asking a running daemon; empty means daemons are not asked.
-	Root string
+	// Version asks a host binary its version (an absolute host path; the
+	// answer is cached while the binary does not change). Nil means
+	// versions come from sockets or stay unknown.
+	Version func(ctx context.Context, bin string, args ...string) (string, error)
 	// Down holds the mirror endpoints found not answering (mirrorctl
-	// watch --probe-interval), keyed by MirrorEndpoint.URL. Only containerd
+	// watch --probe-interval), keyed by endpoint URL. Only containerd
 	// uses it: it leaves them out of hosts.toml, a live change. Engines
 	// that would need a reload or a restart to follow it ignore it.
 	Down map[string]bool
+	// Owned is what mirrorctl recorded for this engine's files in earlier
+	// syncs (state.json), by host path: an engine merging into a shared
+	// file removes only the entries recorded there, and gives back the
+	// shared files it no longer targets.
+	Owned map[string]render.Ownership
 }
 
 // Result is an engine's rendering.
@@ -120,19 +164,17 @@ type Engine interface {
 	Detect(ctx context.Context, h Host, s *spec.Spec) Detection
 	// Render returns every file the engine needs for s on a host where
 	// Detect returned d. Files that merge with user content (daemon.json,
-	// config.toml) are read from h.FS. A file that cannot be parsed is an
-	// error, never overwritten. Render must be deterministic and must
-	// reproduce its own output byte for byte when run on it again.
+	// config.toml) are read from h.FS and carry the entries mirrorctl owns
+	// in them (File.Keys); a shared file in h.Owned that the engine no
+	// longer targets is returned with only its recorded entries removed. A
+	// file that cannot be parsed is an error, never overwritten. Render
+	// must be deterministic and must reproduce its own output byte for byte
+	// when run on it again.
 	Render(s *spec.Spec, h Host, d Detection) (Result, error)
-	// Activation says what the engine needs after the given host paths
-	// (all of them rendered by this engine) changed. Plain data.
-	Activation(changed []string, d Detection) Action
-}
-
-// A Refiner is an engine whose activation depends on what changed inside a
-// file, not only on which files changed. plan calls it after Activation.
-type Refiner interface {
-	RefineActivation(a Action, changes []render.Change, d Detection) Action
+	// Activation says what the engine needs after changes (all of them to
+	// its own files, as planned against the disk), and the probe that
+	// proves it worked. Plain data.
+	Activation(changes []render.Change, d Detection) Activation
 }
 
 // All returns every engine mirrorctl knows, in the order they are applied.
@@ -167,4 +209,22 @@ func readOptional(fsys fs.FS, hostPath string) ([]byte, bool, error) {
 
 func isNotExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist)
+}
+
+// Enabled is the `enabled:` toggle the spec sets for the named engine.
+func Enabled(s *spec.Spec, name string) spec.Toggle {
+	if s == nil {
+		return spec.Auto
+	}
+	switch name {
+	case "containerd":
+		return s.Engines.Containerd.Enabled
+	case "docker":
+		return s.Engines.Docker.Enabled
+	case "k3s":
+		return s.Engines.K3s.Enabled
+	case "crictl":
+		return s.Engines.Crictl.Enabled
+	}
+	return spec.Auto
 }

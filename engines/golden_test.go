@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/tools/txtar"
 
+	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/spec"
 )
 
@@ -28,6 +29,7 @@ var update = flag.Bool("update", false, "rewrite the out/ and warnings sections 
 //	-- detect.json --          the Detection to render with (optional; Managed is set for you)
 //	-- in/etc/... --           files already on the host
 //	-- out/etc/... --          the exact set of files the engine must render
+//	-- owned.json --           what state.json records of earlier syncs (Host.Owned; optional)
 //	-- warnings --             expected warnings, one per line (optional)
 //	-- error --                a substring the Render error must contain (optional)
 //
@@ -55,6 +57,7 @@ type goldenCase struct {
 	out      map[string]string
 	warnings []string
 	wantErr  string
+	owned    map[string]render.Ownership
 }
 
 func loadGolden(t *testing.T, e Engine, file string) *goldenCase {
@@ -73,6 +76,10 @@ func loadGolden(t *testing.T, e Engine, file string) *goldenCase {
 		case f.Name == "detect.json":
 			if err := json.Unmarshal(f.Data, &gc.det); err != nil {
 				t.Fatalf("detect.json: %v", err)
+			}
+		case f.Name == "owned.json":
+			if err := json.Unmarshal(f.Data, &gc.owned); err != nil {
+				t.Fatalf("owned.json: %v", err)
 			}
 		case f.Name == "warnings":
 			for _, l := range strings.Split(strings.TrimSpace(string(f.Data)), "\n") {
@@ -134,7 +141,7 @@ func renderedSections(t *testing.T, res Result) map[string]string {
 
 func runGolden(t *testing.T, e Engine, file string) {
 	gc := loadGolden(t, e, file)
-	h := Host{FS: gc.in}
+	h := Host{FS: gc.in, Owned: gc.owned}
 	res, err := e.Render(gc.spec, h, gc.det)
 	if gc.wantErr != "" {
 		if err == nil || !strings.Contains(err.Error(), gc.wantErr) {
@@ -185,7 +192,14 @@ func runGolden(t *testing.T, e Engine, file string) {
 		}
 		again[FSPath(f.Path)] = &fstest.MapFile{Data: f.Data, Mode: 0o644}
 	}
-	res2, err := e.Render(gc.spec, Host{FS: again}, gc.det)
+	// What the first render owns is what state.json now records.
+	owned := map[string]render.Ownership{}
+	for _, f := range res.Files {
+		if f.Merged && !f.Release && !f.Remove {
+			owned[f.Path] = render.Ownership{Merged: true, Keys: f.Keys, Created: gc.owned[f.Path].Created || gc.in[FSPath(f.Path)] == nil}
+		}
+	}
+	res2, err := e.Render(gc.spec, Host{FS: again, Owned: owned}, gc.det)
 	if err != nil {
 		t.Fatalf("re-render on own output: %v", err)
 	}

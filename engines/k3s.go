@@ -11,9 +11,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mirrorctl/mirrorctl/engines/health"
 	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/spec"
 )
+
+// k3sContainerdSocket is where k3s and RKE2 run their embedded containerd.
+const k3sContainerdSocket = "/run/k3s/containerd/containerd.sock"
 
 // k3sHeader marks a registries.yaml mirrorctl wrote; a file without it is
 // the user's.
@@ -122,20 +126,22 @@ func (e k3sEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
 	p := probeK3s(h.FS)
 	l := layoutOf(s, p.dist.name, p.unit)
 	d := Detection{
-		Engine: e.Name(),
-		Found:  p.found,
-		Unit:   l.unit,
-		Socket: "/run/k3s/containerd/containerd.sock",
-		Paths:  []string{l.registries, l.certs},
-		Extra:  map[string]string{"distribution": l.dist},
+		Engine:       e.Name(),
+		Found:        p.found,
+		Unit:         l.unit,
+		Socket:       k3sContainerdSocket,
+		Config:       l.registries,
+		CertsDir:     l.certs,
+		Owns:         []string{l.registries, l.certs},
+		Distribution: l.dist,
 	}
 	reason := p.evidence
 	if p.both {
 		reason += "; both k3s and rke2 are installed, using " + p.dist.name
 	}
-	if bin := firstPresent(h.FS, p.dist.binaries...); bin != "" && h.Exec != nil && p.found {
-		if out, err := h.Exec(ctx, bin, "--version"); err == nil {
-			d.Version = leadingVersion(string(out))
+	if bin := firstPresent(h.FS, p.dist.binaries...); bin != "" && h.Version != nil && p.found {
+		if out, err := h.Version(ctx, bin, "--version"); err == nil {
+			d.Version = leadingVersion(out)
 		}
 	}
 	var why string
@@ -147,7 +153,7 @@ func (e k3sEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
 func (e k3sEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	w := &warnList{engine: e.Name()}
 	p := probeK3s(h.FS)
-	l := layoutOf(s, cmp.Or(d.Extra["distribution"], p.dist.name), d.Unit)
+	l := layoutOf(s, cmp.Or(d.Distribution, p.dist.name), d.Unit)
 	if p.both && (s == nil || s.Engines.K3s.Distribution == "") {
 		w.add(spec.Pos{}, "both k3s and rke2 are installed; rendering for %s (set engines.k3s.distribution to choose)", l.dist)
 	}
@@ -183,15 +189,23 @@ func (e k3sEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 }
 
 // Activation: k3s and RKE2 read registries.yaml only at start, so any
-// change to it or to the TLS files it names needs a restart of the unit.
-func (e k3sEngine) Activation(changed []string, d Detection) Action {
-	a := Action{Engine: e.Name(), Unit: d.Unit}
+// change to it or to the TLS files it names needs a restart of the unit,
+// after which its embedded containerd must come up with a working CRI.
+func (e k3sEngine) Activation(changes []render.Change, d Detection) Activation {
+	a := Activation{Engine: e.Name(), Unit: d.Unit}
 	if a.Unit == "" {
-		a.Unit = layoutOf(nil, d.Extra["distribution"], "").unit
+		a.Unit = layoutOf(nil, d.Distribution, "").unit
+	}
+	var changed []string
+	for _, c := range changes {
+		if c.Changed() {
+			changed = append(changed, c.File.Path)
+		}
 	}
 	if len(changed) > 0 {
 		a.Disruption = Restart
 		a.Reason = strings.Join(changed, ", ") + " changed; k3s reads registries.yaml only at start"
+		a.Probe = health.Probe{Containerd: &health.ContainerdProbe{Socket: cmp.Or(d.Socket, k3sContainerdSocket)}}
 	}
 	return a
 }

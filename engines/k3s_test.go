@@ -9,6 +9,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mirrorctl/mirrorctl/credentials"
+	"github.com/mirrorctl/mirrorctl/engines/health"
+	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/spec"
 )
 
@@ -46,16 +48,16 @@ func TestK3sDetect(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d := NewK3s().Detect(detectCtx, Host{FS: c.fs}, c.spec)
-			if d.Found != c.wantFound || d.Extra["distribution"] != c.wantDist || d.Unit != c.wantUnt {
+			if d.Found != c.wantFound || d.Distribution != c.wantDist || d.Unit != c.wantUnt {
 				t.Errorf("Detect = found %v dist %q unit %q (%s), want %v %q %q",
-					d.Found, d.Extra["distribution"], d.Unit, d.Reason, c.wantFound, c.wantDist, c.wantUnt)
+					d.Found, d.Distribution, d.Unit, d.Reason, c.wantFound, c.wantDist, c.wantUnt)
 			}
 			if d.Managed != d.Found {
 				t.Errorf("Managed = %v with the auto toggle", d.Managed)
 			}
 			dir := "/etc/rancher/" + c.wantDist
-			if want := []string{dir + "/registries.yaml", dir + "/mirrorctl-certs"}; !cmp.Equal(d.Paths, want) {
-				t.Errorf("Paths = %q, want %q", d.Paths, want)
+			if want := []string{dir + "/registries.yaml", dir + "/mirrorctl-certs"}; !cmp.Equal(d.Owns, want) {
+				t.Errorf("Owns = %q, want %q", d.Owns, want)
 			}
 		})
 	}
@@ -64,7 +66,7 @@ func TestK3sDetect(t *testing.T) {
 func TestK3sDetectVersion(t *testing.T) {
 	h := Host{
 		FS:   hostTree(hostFile("usr/local/bin/k3s"), hostUnit("k3s.service")),
-		Exec: fakeExec(map[string]string{"/usr/local/bin/k3s": "k3s version v1.29.1+k3s1 (5dd33b2b)\ngo version go1.21.6\n"}),
+		Version: fakeExec(map[string]string{"/usr/local/bin/k3s": "k3s version v1.29.1+k3s1 (5dd33b2b)\ngo version go1.21.6\n"}),
 	}
 	if d := NewK3s().Detect(detectCtx, h, nil); d.Version != "1.29.1" {
 		t.Errorf("Version = %q", d.Version)
@@ -72,19 +74,20 @@ func TestK3sDetectVersion(t *testing.T) {
 }
 
 func TestK3sActivation(t *testing.T) {
+	probe := health.Probe{Containerd: &health.ContainerdProbe{Socket: "/run/k3s/containerd/containerd.sock"}}
 	for _, c := range []struct {
 		name    string
-		changed []string
+		changed []render.Change
 		d       Detection
-		want    Action
+		want    Activation
 	}{
-		{"nothing", nil, Detection{Unit: "k3s.service"}, Action{Engine: "k3s", Unit: "k3s.service"}},
-		{"registries", []string{"/etc/rancher/k3s/registries.yaml"}, Detection{Unit: "k3s-agent.service"},
-			Action{Engine: "k3s", Unit: "k3s-agent.service", Disruption: Restart}},
-		{"certs_only", []string{"/etc/rancher/rke2/mirrorctl-certs/r/ca.crt"}, Detection{Unit: "rke2-agent.service"},
-			Action{Engine: "k3s", Unit: "rke2-agent.service", Disruption: Restart}},
-		{"unit_from_distribution", []string{"/etc/rancher/rke2/registries.yaml"}, Detection{Extra: map[string]string{"distribution": "rke2"}},
-			Action{Engine: "k3s", Unit: "rke2-server.service", Disruption: Restart}},
+		{"nothing", nil, Detection{Unit: "k3s.service"}, Activation{Engine: "k3s", Unit: "k3s.service"}},
+		{"registries", changed("x", "/etc/rancher/k3s/registries.yaml"), Detection{Unit: "k3s-agent.service"},
+			Activation{Engine: "k3s", Unit: "k3s-agent.service", Disruption: Restart, Probe: probe}},
+		{"certs_only", changed("x", "/etc/rancher/rke2/mirrorctl-certs/r/ca.crt"), Detection{Unit: "rke2-agent.service"},
+			Activation{Engine: "k3s", Unit: "rke2-agent.service", Disruption: Restart, Probe: probe}},
+		{"unit_from_distribution", changed("x", "/etc/rancher/rke2/registries.yaml"), Detection{Distribution: "rke2"},
+			Activation{Engine: "k3s", Unit: "rke2-server.service", Disruption: Restart, Probe: probe}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got := NewK3s().Activation(c.changed, c.d)

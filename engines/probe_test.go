@@ -46,12 +46,12 @@ func hostUnit(name string) hostOpt {
 }
 
 // fakeExec answers "<bin> --version" from a table.
-func fakeExec(out map[string]string) func(context.Context, string, ...string) ([]byte, error) {
-	return func(_ context.Context, bin string, args ...string) ([]byte, error) {
+func fakeExec(out map[string]string) func(context.Context, string, ...string) (string, error) {
+	return func(_ context.Context, bin string, args ...string) (string, error) {
 		if o, ok := out[bin]; ok && len(args) == 1 && args[0] == "--version" {
-			return []byte(o), nil
+			return o, nil
 		}
-		return nil, errors.New("not found")
+		return "", errors.New("not found")
 	}
 }
 

@@ -15,10 +15,12 @@
 //     by a user other than root makes that user the actor: the final
 //     operation runs on a locked OS thread with that user's filesystem uid
 //     and gid and no supplementary groups, so the kernel refuses whatever the
-//     user could not do himself (a ~/.docker linked to /etc/cron.d). A
-//     directory that root owns but others may write (group or world
-//     writable) has no single owner to act as: content reads and every write
-//     there are refused.
+//     user could not do himself (a ~/.docker linked to /etc/cron.d). In a
+//     sticky directory root owns and everyone may write (/tmp), others
+//     cannot replace root's entries, so an entry's owner is the actor. A
+//     directory that root owns and others may write without the sticky bit
+//     has no single owner to act as: content reads and every write there
+//     are refused.
 //   - What is read. Only regular files, checked before they are opened (a
 //     device is never opened), opened non-blocking (a FIFO swapped in cannot
 //     hang), and read up to a size bound.

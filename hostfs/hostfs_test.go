@@ -198,7 +198,7 @@ func TestSharedRootDirectoriesAreRefused(t *testing.T) {
 	needRoot(t)
 	r, dir := newRoot(t)
 	put(t, dir, "shared/f", "x")
-	if err := os.Chmod(filepath.Join(dir, "shared"), 0o1777); err != nil {
+	if err := os.Chmod(filepath.Join(dir, "shared"), 0o777); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.ReadFile("/shared/f", 10); !errors.Is(err, ErrUnsafe) {
@@ -309,5 +309,38 @@ func TestFSView(t *testing.T) {
 	b, err := fs.ReadFile(r.FS(), "etc/sub/b.txt")
 	if err != nil || !bytes.Equal(b, []byte("B")) {
 		t.Errorf("ReadFile = %q, %v", b, err)
+	}
+}
+
+func TestStickyDirectoriesActAsTheEntrysOwner(t *testing.T) {
+	needRoot(t)
+	r, dir := newRoot(t)
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	put(t, dir, "tmp/roots", "root's")
+	put(t, dir, "root/secret", "s3cret")
+	os.Chmod(filepath.Join(dir, "root"), 0o700)
+	// alice's link in /tmp to root's secret is followed with her rights.
+	symlink(t, "/root/secret", filepath.Join(tmp, "alices"))
+	if err := os.Lchown(filepath.Join(tmp, "alices"), alice, aliceGID); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := r.ReadFile("/tmp/roots", 100); err != nil || string(b) != "root's" {
+		t.Errorf("root's file in /tmp: %q, %v", b, err)
+	}
+	if b, err := r.ReadFile("/tmp/alices", 100); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("alice's link in /tmp to root's secret: %q, %v", b, err)
+	}
+	// alice's own file in /tmp is read as alice, and written as alice.
+	put(t, dir, "tmp/hers", "hers")
+	os.Chown(filepath.Join(tmp, "hers"), alice, aliceGID)
+	os.Chmod(filepath.Join(tmp, "hers"), 0o600)
+	if b, err := r.ReadFile("/tmp/hers", 100); err != nil || string(b) != "hers" {
+		t.Errorf("alice's file in /tmp: %q, %v", b, err)
 	}
 }

@@ -137,8 +137,10 @@ func (r *Root) Exists(hostPath string) bool {
 }
 
 // ReadDir lists the directory at hostPath, sorted by name.
-func (r *Root) ReadDir(hostPath string) ([]fs.DirEntry, error) {
-	t, err := r.resolve(hostPath, true, 0)
+func (r *Root) ReadDir(hostPath string) ([]fs.DirEntry, error) { return r.readDir(hostPath, true) }
+
+func (r *Root) readDir(hostPath string, follow bool) ([]fs.DirEntry, error) {
+	t, err := r.resolve(hostPath, follow, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -111,6 +111,10 @@ type walker struct {
 	fds   []int
 	names []string
 	actor actor
+	// sticky: the current directory is root's, writable by others, with
+	// the sticky bit (/tmp): others cannot replace root's entries there, so
+	// an entry's own owner says whose it is.
+	sticky bool
 }
 
 func (w *walker) top() int { return w.fds[len(w.fds)-1] }
@@ -206,6 +210,12 @@ func (w *walker) target(name string) *target {
 		real = path.Join(real, name)
 	}
 	t := &target{r: w.r, dir: top, name: name, real: real, actor: w.actor}
+	if w.sticky && name != "." && w.r.privileged && t.actor.uid == 0 {
+		var st unix.Stat_t
+		if unix.Fstatat(top, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Uid != 0 {
+			t.actor = actor{uid: int(st.Uid), gid: int(st.Gid)}
+		}
+	}
 	for _, fd := range w.fds[1:] {
 		if fd != top {
 			unix.Close(fd)
@@ -228,6 +238,7 @@ func (w *walker) enter(c string) error {
 		return fmt.Errorf("%s: %w", w.here(c), err)
 	}
 	w.note(&st, w.here(c))
+	w.sticky = st.Uid == 0 && shared(&st) && st.Mode&unix.S_ISVTX != 0
 	w.fds, w.names = append(w.fds, fd), append(w.names, c)
 	return nil
 }
@@ -265,7 +276,7 @@ func (w *walker) note(st *unix.Stat_t, where string) {
 		if w.actor.unsafe == "" {
 			w.actor = actor{uid: int(st.Uid), gid: int(st.Gid)}
 		}
-	case st.Mode&unix.S_IFMT == unix.S_IFDIR && (st.Mode&0o002 != 0 || st.Mode&0o020 != 0 && st.Gid != 0):
+	case st.Mode&unix.S_IFMT == unix.S_IFDIR && shared(st) && st.Mode&unix.S_ISVTX == 0:
 		if w.actor.unsafe == "" {
 			who := "every user"
 			if st.Mode&0o002 == 0 {
@@ -274,6 +285,11 @@ func (w *walker) note(st *unix.Stat_t, where string) {
 			w.actor.unsafe = fmt.Sprintf("%s is owned by root but writable by %s", where, who)
 		}
 	}
+}
+
+// shared reports whether users other than root may write in a directory.
+func shared(st *unix.Stat_t) bool {
+	return st.Mode&0o002 != 0 || (st.Mode&0o020 != 0 && st.Gid != 0)
 }
 
 // split cuts a path into its components, keeping ".." (a link target's

@@ -286,3 +286,82 @@ func syncDirFD(dir int) error {
 	defer unix.Close(fd)
 	return unix.Fsync(fd)
 }
+
+// RemoveStaleTemps removes the temporary files a crash left in the
+// directory at hostPath. Only one mirrorctl writes at a time (the lock), so
+// any it finds is stale.
+func (r *Root) RemoveStaleTemps(hostPath string) error {
+	ents, err := r.ReadDir(hostPath)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), tmpPrefix) && e.Type().IsRegular() {
+			if err := r.Remove(path.Join(hostPath, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Rename renames the entry oldName to newName in the directory at
+// hostPath (a file or a directory; never across directories).
+func (r *Root) Rename(hostPath, oldName, newName string) error {
+	for _, n := range []string{oldName, newName} {
+		if n == "" || n == "." || n == ".." || strings.Contains(n, "/") {
+			return &fs.PathError{Op: "rename", Path: path.Join(hostPath, n), Err: fs.ErrInvalid}
+		}
+	}
+	t, err := r.resolve(strings.TrimSuffix(hostPath, "/")+"/.", true, 0)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	if t.actor.unsafe != "" {
+		return &fs.PathError{Op: "rename", Path: hostPath, Err: fmt.Errorf("%w (%s)", ErrUnsafe, t.actor.unsafe)}
+	}
+	err = r.as(t.actor, func() error {
+		fd, err := unix.Openat(t.dir, t.name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Renameat(fd, oldName, fd, newName)
+	})
+	if err != nil {
+		return &fs.PathError{Op: "rename", Path: path.Join(hostPath, oldName), Err: err}
+	}
+	return nil
+}
+
+// RemoveAll removes hostPath and everything below it, never following a
+// link (a link inside is removed, not its target).
+func (r *Root) RemoveAll(hostPath string) error {
+	fi, err := r.Lstat(hostPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return r.Remove(hostPath)
+	}
+	ents, err := r.readDir(hostPath, false)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := r.RemoveAll(path.Join(hostPath, e.Name())); err != nil {
+			return err
+		}
+	}
+	if _, err := r.RemoveDir(hostPath); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,39 +1,43 @@
 // Package plan runs the engines over a spec and compares what they render
 // with the disk: the files to change, the warnings, and the activation each
-// engine needs. It is what `mirrorctl plan` prints and `mirrorctl sync` applies.
+// engine needs. It is what `mirrorctl plan` prints and every sync applies.
+// A plan is a value: narrowing it (conflicts, drift) returns a new one with
+// the activations recomputed from what is left.
 package plan
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/mirrorctl/mirrorctl/credentials"
 	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/spec"
+	"github.com/mirrorctl/mirrorctl/state"
 )
 
 // Options select the host and the engines.
 type Options struct {
-	// Root is --root: every host path is resolved under it.
-	Root string
+	// Root is --root: every host path is resolved inside it.
+	Root *hostfs.Root
 	// Only names the engines to manage (--engines); they are managed even
 	// when not detected. Empty means every detected, enabled engine.
 	Only []string
 	// Engines overrides engines.All(), for tests.
 	Engines []engines.Engine
-	// Owned maps each path mirrorctl wrote earlier (state.json) to the
-	// engine that wrote it. Such a file that no engine renders any more is
-	// planned for removal: a registry dropped from the spec takes its
-	// hosts.toml and certificates with it, even after a crash.
-	Owned map[string]string
+	// State is the ownership record. A file it lists that no engine renders
+	// any more is planned for removal when it lies where its engine
+	// manages files (Detection.Owns), and ignored with a warning otherwise.
+	// Nil means a node mirrorctl never synced.
+	State *state.State
+	// Version asks a host binary its version (cached); nil leaves versions
+	// unknown.
+	Version func(ctx context.Context, bin string, args ...string) (string, error)
 	// Down lists the mirror endpoints found not answering, for
 	// engines.Host.Down (watch's mirror health); nil for one-shot commands.
 	Down map[string]bool
@@ -47,14 +51,42 @@ type Engine struct {
 	Detection engines.Detection
 	Changes   []render.Change
 	Warnings  []engines.Warning
-	// Action is what the engine needs once its changes are written; its
-	// Disruption is None when nothing changed.
-	Action engines.Action
+	// Activation is what the changes need, from the engine.
+	Activation engines.Activation
+	// Owed is an activation an earlier sync wrote files for but did not
+	// perform (--no-restart, no systemd, a crash); nil when none.
+	Owed *engines.Activation
 }
 
-// Pending reports whether the engine has files to change.
-func (e *Engine) Pending() bool {
+// HasChanges reports whether the engine has files to change.
+func (e *Engine) HasChanges() bool {
 	return slices.ContainsFunc(e.Changes, render.Change.Changed)
+}
+
+// Due is the activation to perform: what the changes need, folded with
+// what is owed (the stronger wins). An owed activation is checked with the
+// probe of the files as they are now, not as they were when it was owed.
+func (e *Engine) Due() engines.Activation {
+	a := e.Activation
+	if e.Owed != nil && e.Owed.Disruption > a.Disruption {
+		a = *e.Owed
+		a.Probe = e.Adapter.Activation(asWritten(e.Changes), e.Detection).Probe
+	}
+	a.Engine = e.Detection.Engine
+	return a
+}
+
+// asWritten presents every planned file as just written, so that an engine
+// computes the probe for the whole of its configuration.
+func asWritten(changes []render.Change) []render.Change {
+	out := make([]render.Change, 0, len(changes))
+	for _, c := range changes {
+		if c.Op == render.Keep {
+			c.Op, c.Old = render.Update, nil
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // ChangedPaths lists the host paths the engine's changes touch.
@@ -68,18 +100,49 @@ func (e *Engine) ChangedPaths() []string {
 	return out
 }
 
+// With returns a copy of e holding changes, its activation recomputed by
+// the engine from them: the one place an activation is decided.
+func (e *Engine) With(changes []render.Change) *Engine {
+	out := *e
+	out.Changes = changes
+	out.Activation = engines.Activation{Engine: e.Detection.Engine}
+	if out.HasChanges() {
+		out.Activation = e.Adapter.Activation(changes, e.Detection)
+		out.Activation.Engine = e.Detection.Engine
+	}
+	return &out
+}
+
+// Without returns a copy of e without the changes drop selects.
+func (e *Engine) Without(drop func(render.Change) bool) *Engine {
+	var keep []render.Change
+	for _, c := range e.Changes {
+		if !drop(c) {
+			keep = append(keep, c)
+		}
+	}
+	return e.With(keep)
+}
+
 // Plan is the result of Build.
 type Plan struct {
 	Spec *spec.Spec
 	// Engines holds every known engine in apply order, managed or not.
 	Engines []*Engine
+	// Warnings are the plan's own: state entries it ignored.
+	Warnings []engines.Warning
 	// Redactor masks the spec's secrets in anything shown to a person.
 	Redactor *credentials.Redactor
 }
 
-// Pending reports whether any managed engine has files to change.
-func (p *Plan) Pending() bool {
-	return slices.ContainsFunc(p.Engines, (*Engine).Pending)
+// HasChanges reports whether any managed engine has files to change.
+func (p *Plan) HasChanges() bool {
+	return slices.ContainsFunc(p.Managed(), (*Engine).HasChanges)
+}
+
+// Owes reports whether any managed engine has an activation owed.
+func (p *Plan) Owes() bool {
+	return slices.ContainsFunc(p.Managed(), func(e *Engine) bool { return e.Owed != nil })
 }
 
 // Managed returns the engines mirrorctl manages on this host.
@@ -93,6 +156,28 @@ func (p *Plan) Managed() []*Engine {
 	return out
 }
 
+// Map returns a copy of p with every managed engine replaced by f's result.
+func (p *Plan) Map(f func(*Engine) *Engine) *Plan {
+	out := *p
+	out.Engines = make([]*Engine, len(p.Engines))
+	for i, e := range p.Engines {
+		out.Engines[i] = e
+		if e.Detection.Managed {
+			out.Engines[i] = f(e)
+		}
+	}
+	return &out
+}
+
+// AllWarnings are the plan's warnings and every managed engine's.
+func (p *Plan) AllWarnings() []engines.Warning {
+	out := slices.Clone(p.Warnings)
+	for _, e := range p.Managed() {
+		out = append(out, e.Warnings...)
+	}
+	return out
+}
+
 // Build detects the engines, renders s for the managed ones and compares
 // the result with the disk. It writes nothing.
 func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
@@ -100,16 +185,22 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 	if all == nil {
 		all = engines.All()
 	}
-	if err := checkNames(opts.Only, all); err != nil {
+	if err := CheckNames(opts.Only, all); err != nil {
 		return nil, err
 	}
-	host := engines.Host{FS: os.DirFS(opts.Root), Root: opts.Root, Exec: hostExec(opts.Root), Down: opts.Down}
+	st := opts.State
+	if st == nil {
+		st = state.New()
+	}
 	p := &Plan{Spec: s, Redactor: credentials.NewRedactor(s.SecretValues()...)}
 	owner := map[string]string{} // host path -> engine, to catch two engines writing one file
 	for _, e := range all {
-		h := host
-		if !wanted(s, opts.Only, e.Name()) {
-			h.Exec = nil // an engine we will not manage is not asked its version
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		h := engines.Host{FS: opts.Root.FS(), Version: opts.Version, Down: opts.Down, Owned: st.Owned(e.Name())}
+		if !wanted(s, opts.Only, e) {
+			h.Version = nil // an engine we will not manage is not asked its version
 		}
 		d := e.Detect(ctx, h, s)
 		d.Engine = e.Name()
@@ -120,11 +211,14 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 			}
 		}
 		ep := &Engine{Adapter: e, Detection: d}
+		if a, ok := st.PendingFor(e.Name()); ok && d.Managed {
+			ep.Owed = &a
+		}
 		p.Engines = append(p.Engines, ep)
 		if !d.Managed {
 			continue
 		}
-		res, err := e.Render(s, host, d)
+		res, err := e.Render(s, h, d)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}
@@ -134,104 +228,85 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 			}
 			owner[f.Path] = e.Name()
 		}
-		ep.Warnings = res.Warnings
-		if ep.Changes, err = render.Plan(opts.Root, res.Files); err != nil {
+		files, warns := orphans(e.Name(), d, res.Files, st)
+		ep.Warnings = append(res.Warnings, warns...)
+		changes, err := render.Plan(opts.Root, append(res.Files, files...))
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}
-		ep.UpdateAction()
-	}
-	if err := p.addOrphans(opts.Root, opts.Owned); err != nil {
-		return nil, err
+		*ep = *ep.With(changes)
 	}
 	return p, nil
 }
 
-// addOrphans plans the removal of every file an engine wrote earlier that
-// no engine renders now.
-func (p *Plan) addOrphans(root string, owned map[string]string) error {
-	rendered := map[string]bool{}
-	for _, e := range p.Engines {
-		for _, c := range e.Changes {
-			rendered[c.File.Path] = true
-		}
+// orphans plans the removal of every whole file an engine wrote earlier
+// that it does not render now, where the engine manages files. A state
+// entry elsewhere is never acted on: state.json is an input like any other.
+func orphans(engine string, d engines.Detection, rendered []render.File, st *state.State) ([]render.File, []engines.Warning) {
+	seen := map[string]bool{}
+	for _, f := range rendered {
+		seen[f.Path] = true
 	}
-	for _, e := range p.Managed() {
-		var files []render.File
-		for fp, engine := range owned {
-			if engine == e.Detection.Engine && !rendered[fp] {
-				files = append(files, render.File{Path: fp, Remove: true, Group: "orphan:" + path.Dir(fp)})
-			}
+	var files []render.File
+	var warns []engines.Warning
+	for fp, own := range st.Owned(engine) {
+		if seen[fp] || own.Merged {
+			continue // a shared file is the engine's to give back
 		}
-		if len(files) == 0 {
+		if !within(fp, d.Owns) {
+			warns = append(warns, engines.Warning{Engine: engine, Message: fmt.Sprintf(
+				"state.json lists %s, which is not where mirrorctl manages %s files (%s): ignored, never removed",
+				fp, engine, strings.Join(d.Owns, ", "))})
 			continue
 		}
-		slices.SortFunc(files, func(a, b render.File) int { return strings.Compare(a.Path, b.Path) })
-		changes, err := render.Plan(root, files)
-		if err != nil {
-			return fmt.Errorf("%s: %w", e.Detection.Engine, err)
-		}
-		e.Changes = append(e.Changes, changes...)
-		e.UpdateAction()
+		e := st.Files[fp]
+		files = append(files, render.File{Path: fp, Remove: true, Secret: e.Secret, Group: "orphan:" + path.Dir(fp), Primary: e.Primary})
 	}
-	return nil
+	slices.SortFunc(files, func(a, b render.File) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(warns, func(a, b engines.Warning) int { return strings.Compare(a.Message, b.Message) })
+	return files, warns
 }
 
-// UpdateAction sets Action from the changes that are still pending, after
-// the caller dropped some (conflicts) or built the changes itself (rollback).
-func (e *Engine) UpdateAction() {
-	e.Action = engines.Action{Engine: e.Detection.Engine}
-	if e.Pending() {
-		e.Action = e.Adapter.Activation(e.ChangedPaths(), e.Detection)
-		if r, ok := e.Adapter.(engines.Refiner); ok {
-			var changed []render.Change
-			for _, c := range e.Changes {
-				if c.Changed() {
-					changed = append(changed, c)
-				}
-			}
-			e.Action = r.RefineActivation(e.Action, changed, e.Detection)
+// within reports whether p is one of places or below one of them.
+func within(p string, places []string) bool {
+	p = path.Clean(p)
+	for _, pl := range places {
+		pl = path.Clean(pl)
+		if pl == "/" || pl == "." {
+			continue // never "everything"
 		}
-		e.Action.Engine = e.Detection.Engine
+		if p == pl || strings.HasPrefix(p, pl+"/") {
+			return true
+		}
 	}
+	return false
 }
 
 // wanted reports whether the engine may be managed: named by --engines, or
 // (without --engines) not disabled in the spec.
-func wanted(s *spec.Spec, only []string, name string) bool {
+func wanted(s *spec.Spec, only []string, e engines.Engine) bool {
 	if len(only) > 0 {
-		return slices.Contains(only, name)
+		return slices.Contains(only, e.Name())
 	}
-	t := map[string]spec.Toggle{
-		"containerd": s.Engines.Containerd.Enabled,
-		"docker":     s.Engines.Docker.Enabled,
-		"k3s":        s.Engines.K3s.Enabled,
-		"crictl":     s.Engines.Crictl.Enabled,
-	}[name]
-	return t != spec.Off
+	return engines.Enabled(s, e.Name()) != spec.Off
 }
 
-func checkNames(only []string, all []engines.Engine) error {
+// CheckNames checks --engines against the engines mirrorctl knows.
+func CheckNames(only []string, all []engines.Engine) error {
 	var known []string
 	for _, e := range all {
 		known = append(known, e.Name())
 	}
 	for _, n := range only {
 		if !slices.Contains(known, n) {
-			return fmt.Errorf("--engines: unknown engine %q (known: %s)", n, strings.Join(known, ", "))
+			return &UsageError{fmt.Errorf("--engines: unknown engine %q (known: %s)", n, strings.Join(known, ", "))}
 		}
 	}
 	return nil
 }
 
-// hostExec runs a host binary under root with a short timeout, to ask an
-// engine its version. A binary that is missing or not executable is an error
-// the engines treat as "version unknown".
-func hostExec(root string) func(ctx context.Context, bin string, args ...string) ([]byte, error) {
-	return func(ctx context.Context, bin string, args ...string) ([]byte, error) {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, render.HostPath(root, bin), args...)
-		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}
-		return cmd.Output()
-	}
-}
+// UsageError is a command-line mistake (exit code 2).
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }

@@ -1,48 +1,186 @@
 package render
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
 	"sort"
-	"syscall"
 
-	"github.com/google/renameio/v2"
+	"github.com/mirrorctl/mirrorctl/hostfs"
 )
 
-// Apply makes the disk under root match the changes, one file at a time,
-// each atomically: the new content goes to a temporary file in the same
-// directory, is fsynced and renamed over the old one, and the directory is
-// fsynced. A crash leaves every file either old or new.
+// batch bounds how many temporary files are open and pending at once.
+const batch = 256
+
+// Apply makes the disk under root match the changes, each file atomically:
+// its new content goes to a temporary file in the same directory, and is
+// renamed over the old one once durable. A crash leaves every file either
+// old or new. Durability is paid per batch, not per file: every temporary
+// file of a batch is written first, one syncfs makes them durable, then the
+// renames, then one fsync per directory.
 //
-// Within a Group, files are written before the file that names them
-// (hosts.toml last) and removed after it (hosts.toml first), so an engine
-// that reads the directory at any instant never finds a hosts.toml pointing
-// at a file that is not there yet or any more.
-func Apply(root string, changes []Change) error {
+// Within a Group, files are written before its Primary (the file naming
+// them, made durable first) and removed after it, so an engine that reads
+// the directory at any instant never finds the primary pointing at a file
+// that is not there yet or any more. A group directory left empty goes too.
+//
+// Cancelling ctx stops Apply between files; what was written stays written
+// (the caller restores its backup).
+func Apply(ctx context.Context, root *hostfs.Root, changes []Change) error {
+	var todo []Change
 	for _, c := range orderForApply(changes) {
-		if !c.Changed() {
+		if c.Changed() {
+			todo = append(todo, c)
+		}
+	}
+	for len(todo) > 0 {
+		n := min(batch, len(todo))
+		// Never cut a group in two: its ordering holds within a batch.
+		for n < len(todo) && todo[n].File.Group != "" && todo[n].File.Group == todo[n-1].File.Group {
+			n++
+		}
+		if err := applyBatch(ctx, root, todo[:n]); err != nil {
+			return err
+		}
+		todo = todo[n:]
+	}
+	return nil
+}
+
+func applyBatch(ctx context.Context, root *hostfs.Root, changes []Change) error {
+	dirs := map[string]bool{}
+	for _, c := range changes {
+		if c.Op != Delete {
+			dir := path.Dir(c.File.Path)
+			if !dirs[dir] {
+				if err := root.MkdirAll(dir, 0o755); err != nil {
+					return fmt.Errorf("writing %s: %w", c.File.Path, err)
+				}
+				if err := root.RemoveStaleTemps(dir); err != nil {
+					return err
+				}
+			}
+			dirs[dir] = true
+		}
+	}
+	staged := map[int]*hostfs.Staged{}
+	var all []*hostfs.Staged
+	abort := func() {
+		for _, s := range staged {
+			s.Abort()
+		}
+	}
+	for i, c := range changes {
+		if c.Op == Delete {
 			continue
 		}
-		var err error
-		if c.Op == Delete {
-			err = remove(root, c)
-		} else {
-			err = write(root, c)
+		if err := ctx.Err(); err != nil {
+			abort()
+			return err
 		}
+		s, err := root.Stage(c.File.Path, c.File.Data, writeOptions(c))
+		if err != nil {
+			abort()
+			return fmt.Errorf("writing %s: %w", c.File.Path, err)
+		}
+		staged[i] = s
+		all = append(all, s)
+	}
+	if err := hostfs.Sync(all); err != nil {
+		abort()
+		return err
+	}
+	dirty := map[string]bool{}
+	groupDone := map[string]bool{}   // a group's non-primary files were committed
+	groupRemoved := map[string]bool{} // a group lost files: its directory may be empty
+	for i, c := range changes {
+		if err := ctx.Err(); err != nil {
+			abort()
+			return err
+		}
+		dir := path.Dir(c.File.Path)
+		if c.Op == Delete {
+			if err := root.Remove(c.File.Path); err != nil {
+				abort()
+				return fmt.Errorf("removing %s: %w", c.File.Path, err)
+			}
+			dirty[dir] = true
+			if g := c.File.Group; g != "" {
+				groupRemoved[g] = true
+				if c.File.Primary {
+					// The primary is gone for good before what it named goes.
+					if err := root.SyncDir(dir); err != nil {
+						abort()
+						return err
+					}
+				}
+			}
+			continue
+		}
+		s := staged[i]
+		if c.File.Primary && groupDone[c.File.Group] {
+			// What the primary names is durably in place before it is.
+			if err := root.SyncDir(s.Dir()); err != nil {
+				abort()
+				return err
+			}
+		}
+		realDir := s.Dir()
+		if err := s.Commit(); err != nil {
+			delete(staged, i)
+			abort()
+			return fmt.Errorf("writing %s: %w", c.File.Path, err)
+		}
+		delete(staged, i)
+		dirty[realDir] = true
+		if c.File.Group != "" && !c.File.Primary {
+			groupDone[c.File.Group] = true
+		}
+	}
+	for _, dir := range sortedKeys(dirty) {
+		if err := root.SyncDir(dir); err != nil {
+			return err
+		}
+	}
+	// A group directory mirrorctl emptied goes too; one holding anything
+	// else stays.
+	for _, c := range changes {
+		if c.Op != Delete || c.File.Group == "" || !groupRemoved[c.File.Group] {
+			continue
+		}
+		groupRemoved[c.File.Group] = false
+		dir := path.Dir(c.File.Path)
+		removed, err := root.RemoveDir(dir)
 		if err != nil {
 			return err
+		}
+		if removed {
+			if err := root.SyncDir(path.Dir(dir)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
+func writeOptions(c Change) hostfs.WriteOptions {
+	o := hostfs.WriteOptions{Mode: c.WantMode()}
+	switch {
+	case c.File.ForceMode && c.File.Owner != nil:
+		o.Owner = &hostfs.Owner{UID: c.File.Owner.UID, GID: c.File.Owner.GID}
+	case c.OldOwner != nil:
+		o.Owner = &hostfs.Owner{UID: c.OldOwner.UID, GID: c.OldOwner.GID}
+	case c.File.Owner != nil:
+		o.Owner = &hostfs.Owner{UID: c.File.Owner.UID, GID: c.File.Owner.GID}
+	}
+	return o
+}
+
+// orderForApply keeps files in their places, except that a group's members
+// are gathered at the place of its first member: removals first (the
+// primary before the rest), then writes (the rest before the primary).
 func orderForApply(changes []Change) []Change {
 	out := append([]Change(nil), changes...)
-	// Files keep their places, except that a group's members are gathered at
-	// the place of its first member and ordered by rank.
 	slot := make(map[string]int)
 	key := make([]int, len(out))
 	for i, c := range out {
@@ -56,13 +194,12 @@ func orderForApply(changes []Change) []Change {
 		}
 	}
 	rank := func(c Change) int {
-		primary := filepath.Base(c.File.Path) == "hosts.toml"
 		switch {
-		case c.Op == Delete && primary:
+		case c.Op == Delete && c.File.Primary:
 			return 0
 		case c.Op == Delete:
 			return 1
-		case !primary:
+		case !c.File.Primary:
 			return 2
 		}
 		return 3
@@ -84,122 +221,11 @@ func orderForApply(changes []Change) []Change {
 	return sorted
 }
 
-func write(root string, c Change) error {
-	p := HostPath(root, c.File.Path)
-	dir := filepath.Dir(p)
-	if err := MkdirAll(dir, 0o755, c.File.Owner); err != nil {
-		return fmt.Errorf("writing %s: %w", c.File.Path, err)
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	target := p
-	if resolved, err := filepath.EvalSymlinks(p); err == nil {
-		target = resolved // replace what the symlink points at, keep the link
-		dir = filepath.Dir(target)
-	}
-	pf, err := renameio.TempFile(dir, target)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", c.File.Path, err)
-	}
-	defer pf.Cleanup()
-	if _, err := pf.Write(c.File.Data); err != nil {
-		return fmt.Errorf("writing %s: %w", c.File.Path, err)
-	}
-	// Set the mode explicitly: the umask must not decide who reads a credential.
-	if err := pf.Chmod(c.WantMode()); err != nil {
-		return fmt.Errorf("writing %s: %w", c.File.Path, err)
-	}
-	if c.Old != nil {
-		if err := keepOwner(pf.File, target); err != nil {
-			return fmt.Errorf("writing %s: %w", c.File.Path, err)
-		}
-	} else if o := c.File.Owner; o != nil {
-		if err := pf.Chown(o.UID, o.GID); err != nil {
-			return fmt.Errorf("writing %s: %w", c.File.Path, err)
-		}
-	}
-	if err := pf.CloseAtomicallyReplace(); err != nil {
-		return fmt.Errorf("writing %s: %w", c.File.Path, err)
-	}
-	return SyncDir(dir)
-}
-
-func keepOwner(f *os.File, oldPath string) error {
-	fi, err := os.Stat(oldPath)
-	if err != nil {
-		return err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, fs.ErrPermission) {
-		return err
-	}
-	return nil
-}
-
-func remove(root string, c Change) error {
-	p := HostPath(root, c.File.Path)
-	dir := filepath.Dir(p)
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing %s: %w", c.File.Path, err)
-	} else if err != nil {
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-			return nil // its directory went with a sibling
-		}
-	}
-	if err := SyncDir(dir); err != nil {
-		return err
-	}
-	if c.File.Group != "" {
-		// A registry directory that mirrorctl emptied goes too; a directory
-		// holding anything else stays (Remove fails on a non-empty one).
-		if err := os.Remove(dir); err == nil {
-			return SyncDir(filepath.Dir(dir))
-		}
-	}
-	return nil
-}
-
-// MkdirAll creates dir with perm and its missing parents with 0755, all owned
-// by owner when set, fsyncing each parent so that a new directory entry
-// survives a crash as well as the file in it. The mode is set explicitly:
-// the umask must not decide who reads a directory of credentials.
-func MkdirAll(dir string, perm fs.FileMode, owner *Owner) error {
-	if fi, err := os.Stat(dir); err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	if err := MkdirAll(filepath.Dir(dir), 0o755, owner); err != nil {
-		return err
-	}
-	if err := os.Mkdir(dir, perm); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil
-		}
-		return err
-	}
-	if err := os.Chmod(dir, perm); err != nil {
-		return err
-	}
-	if owner != nil {
-		if err := os.Lchown(dir, owner.UID, owner.GID); err != nil {
-			return err
-		}
-	}
-	return SyncDir(filepath.Dir(dir))
-}
-
-// SyncDir fsyncs a directory, making the entries created or renamed in it durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
+	sort.Strings(out)
+	return out
 }

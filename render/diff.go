@@ -19,7 +19,6 @@ func Diff(c Change, r *credentials.Redactor) (string, error) {
 	if c.Op == Delete {
 		new = ""
 	}
-	old, new = r.Lines(old), r.Lines(new)
 	from, to := "a"+c.File.Path, "b"+c.File.Path
 	if c.Op == Create {
 		from = "/dev/null"
@@ -27,6 +26,12 @@ func Diff(c Change, r *credentials.Redactor) (string, error) {
 	if c.Op == Delete {
 		to = "/dev/null"
 	}
+	if c.File.Secret || credentials.HoldsSecret(c.Old) || credentials.HoldsSecret([]byte(new)) {
+		// A line diff of a credential file shows the secret's shape, its
+		// length and, for a multi-line key, most of it: sizes only.
+		return fmt.Sprintf("--- %s\n+++ %s\n# %s holds credentials: content not shown; %s\n", from, to, c.File.Path, sizes(c)), nil
+	}
+	old, new = r.Lines(old), r.Lines(new)
 	d := difflib.UnifiedDiff{
 		A:        difflib.SplitLines(old),
 		B:        difflib.SplitLines(new),
@@ -43,4 +48,18 @@ func Diff(c Change, r *credentials.Redactor) (string, error) {
 		s = fmt.Sprintf("--- %s\n+++ %s\n# mode %04o -> %04o\n", from, to, c.OldMode, c.WantMode())
 	}
 	return s, nil
+}
+
+// sizes says how a secret file changes without showing it.
+func sizes(c Change) string {
+	switch c.Op {
+	case Create:
+		return fmt.Sprintf("created, %d bytes, mode %04o", len(c.File.Data), c.WantMode())
+	case Delete:
+		return fmt.Sprintf("removed, was %d bytes", len(c.Old))
+	}
+	if string(c.Old) == string(c.File.Data) {
+		return fmt.Sprintf("content unchanged, mode %04o -> %04o", c.OldMode, c.WantMode())
+	}
+	return fmt.Sprintf("content changed, %d -> %d bytes", len(c.Old), len(c.File.Data))
 }

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
+
+	"github.com/mirrorctl/mirrorctl/hostfs"
 )
 
 // Op is what a Change does to its file.
@@ -25,22 +26,19 @@ type Change struct {
 	Op   Op
 	// Old is the current content (nil when the file does not exist).
 	Old []byte
-	// OldMode is the current permission bits, when the file exists.
-	OldMode fs.FileMode
+	// OldMode and OldOwner are the current permission bits and owner, when
+	// the file exists.
+	OldMode  fs.FileMode
+	OldOwner *Owner
 }
 
 // Changed reports whether applying c writes or removes anything.
 func (c Change) Changed() bool { return c.Op != Keep }
 
-// HostPath joins root and an absolute host path.
-func HostPath(root, hostPath string) string {
-	return filepath.Join(root, filepath.FromSlash(hostPath))
-}
-
 // Plan compares the desired files with the disk under root. It reads, never
 // writes. A path that exists but is not a regular file is an error: mirrorctl
 // never replaces a directory, a device or a socket with a file.
-func Plan(root string, files []File) ([]Change, error) {
+func Plan(root *hostfs.Root, files []File) ([]Change, error) {
 	changes := make([]Change, 0, len(files))
 	for _, f := range files {
 		c, err := planFile(root, f)
@@ -52,17 +50,16 @@ func Plan(root string, files []File) ([]Change, error) {
 	return changes, nil
 }
 
-func planFile(root string, f File) (Change, error) {
-	p := HostPath(root, f.Path)
+func planFile(root *hostfs.Root, f File) (Change, error) {
 	c := Change{File: f}
-	fi, err := os.Lstat(p)
+	fi, err := root.Stat(f.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		c.Op = Create
 		if f.Remove {
 			c.Op = Keep
 			// A registry directory a crash left empty goes too.
-			if ents, err := os.ReadDir(filepath.Dir(p)); f.Group != "" && err == nil && len(ents) == 0 {
+			if ents, err := root.ReadDir(path.Dir(f.Path)); f.Group != "" && err == nil && len(ents) == 0 {
 				c.Op = Delete
 			}
 		}
@@ -70,21 +67,17 @@ func planFile(root string, f File) (Change, error) {
 	case err != nil:
 		return c, fmt.Errorf("reading %s: %w", f.Path, err)
 	}
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		// Follow a symlink to a regular file (a common way to keep
-		// daemon.json on another volume); anything else is refused below.
-		if fi, err = os.Stat(p); err != nil {
-			return c, fmt.Errorf("reading %s: %w", f.Path, err)
-		}
-	}
 	if !fi.Mode().IsRegular() {
 		return c, fmt.Errorf("%s exists and is not a regular file (%s); move it away or point the spec elsewhere", f.Path, fi.Mode().Type())
 	}
-	old, err := os.ReadFile(p)
+	old, err := root.ReadFile(f.Path, hostfs.DefaultLimit)
 	if err != nil {
 		return c, fmt.Errorf("reading %s: %w", f.Path, err)
 	}
 	c.Old, c.OldMode = old, fi.Mode().Perm()
+	if uid, gid, ok := hostfs.OwnerOf(fi); ok {
+		c.OldOwner = &Owner{UID: uid, GID: gid}
+	}
 	switch {
 	case f.Remove:
 		c.Op = Delete

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,22 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mirrorctl/mirrorctl/credentials"
+	"github.com/mirrorctl/mirrorctl/hostfs"
 )
+
+// HostPath joins root and an absolute host path.
+func HostPath(root, hostPath string) string { return filepath.Join(root, hostPath) }
+
+// open returns the hostfs root of dir.
+func open(t *testing.T, dir string) *hostfs.Root {
+	t.Helper()
+	r, err := hostfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
 
 func writeHost(t *testing.T, root, hostPath, data string, mode os.FileMode) {
 	t.Helper()
@@ -40,7 +56,7 @@ func TestPlanOps(t *testing.T) {
 	writeHost(t, root, "/etc/other", "old\n", 0o644)
 	writeHost(t, root, "/etc/gone", "bye\n", 0o644)
 	writeHost(t, root, "/etc/secret-open", "s\n", 0o644)
-	changes, err := Plan(root, []File{
+	changes, err := Plan(open(t, root), []File{
 		{Path: "/etc/same", Data: []byte("x\n")},
 		{Path: "/etc/other", Data: []byte("new\n")},
 		{Path: "/etc/new", Data: []byte("n\n")},
@@ -62,7 +78,7 @@ func TestPlanRefusesDirectoryWhereFileExpected(t *testing.T) {
 	if err := os.MkdirAll(HostPath(root, "/etc/docker/daemon.json"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Plan(root, []File{{Path: "/etc/docker/daemon.json", Data: []byte("{}\n")}})
+	_, err := Plan(open(t, root), []File{{Path: "/etc/docker/daemon.json", Data: []byte("{}\n")}})
 	if err == nil || !strings.Contains(err.Error(), "/etc/docker/daemon.json exists and is not a regular file") {
 		t.Fatalf("err = %v", err)
 	}
@@ -77,11 +93,11 @@ func TestApplyModesAndContent(t *testing.T) {
 		{Path: "/etc/creds", Data: []byte("token\n"), Secret: true},
 		{Path: "/etc/deep/new/file", Data: []byte("n\n"), Mode: 0o644},
 	}
-	changes, err := Plan(root, files)
+	changes, err := Plan(open(t, root), files)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(root, changes); err != nil {
+	if err := Apply(context.Background(), open(t, root), changes); err != nil {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]struct {
@@ -112,7 +128,7 @@ func TestApplyModesAndContent(t *testing.T) {
 		t.Errorf("/etc entries (-want +got):\n%s", d)
 	}
 	// A second plan finds nothing to do.
-	again, err := Plan(root, files)
+	again, err := Plan(open(t, root), files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,14 +146,16 @@ func TestApplyThroughSymlinkKeepsLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	link := HostPath(root, "/etc/docker/daemon.json")
-	if err := os.Symlink(HostPath(root, "/data/daemon.json"), link); err != nil {
+	// An absolute link means a path under the root, as it does for the
+	// host itself under --root /host.
+	if err := os.Symlink("/data/daemon.json", link); err != nil {
 		t.Fatal(err)
 	}
-	changes, err := Plan(root, []File{{Path: "/etc/docker/daemon.json", Data: []byte("{\"a\": 1}\n")}})
+	changes, err := Plan(open(t, root), []File{{Path: "/etc/docker/daemon.json", Data: []byte("{\"a\": 1}\n")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(root, changes); err != nil {
+	if err := Apply(context.Background(), open(t, root), changes); err != nil {
 		t.Fatal(err)
 	}
 	if fi, _ := os.Lstat(link); fi.Mode()&os.ModeSymlink == 0 {
@@ -150,11 +168,11 @@ func TestApplyThroughSymlinkKeepsLink(t *testing.T) {
 
 func TestApplyGroupOrder(t *testing.T) {
 	changes := []Change{
-		{Op: Create, File: File{Path: "/c/a/hosts.toml", Group: "a"}},
+		{Op: Create, File: File{Path: "/c/a/hosts.toml", Group: "a", Primary: true}},
 		{Op: Create, File: File{Path: "/other", Group: ""}},
 		{Op: Create, File: File{Path: "/c/a/ca.crt", Group: "a"}},
 		{Op: Delete, File: File{Path: "/c/b/client.key", Group: "b"}},
-		{Op: Delete, File: File{Path: "/c/b/hosts.toml", Group: "b"}},
+		{Op: Delete, File: File{Path: "/c/b/hosts.toml", Group: "b", Primary: true}},
 	}
 	want := []string{"create /c/a/ca.crt", "create /c/a/hosts.toml", "create /other", "delete /c/b/hosts.toml", "delete /c/b/client.key"}
 	if d := cmp.Diff(want, ops(orderForApply(changes))); d != "" {
@@ -167,14 +185,14 @@ func TestApplyDeleteRemovesEmptiedGroupDir(t *testing.T) {
 	writeHost(t, root, "/certs.d/a/hosts.toml", "x", 0o644)
 	writeHost(t, root, "/certs.d/b/hosts.toml", "x", 0o644)
 	writeHost(t, root, "/certs.d/b/user-file", "mine", 0o644)
-	changes, err := Plan(root, []File{
+	changes, err := Plan(open(t, root), []File{
 		{Path: "/certs.d/a/hosts.toml", Remove: true, Group: "a"},
 		{Path: "/certs.d/b/hosts.toml", Remove: true, Group: "b"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(root, changes); err != nil {
+	if err := Apply(context.Background(), open(t, root), changes); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(HostPath(root, "/certs.d/a")); !os.IsNotExist(err) {
@@ -185,43 +203,63 @@ func TestApplyDeleteRemovesEmptiedGroupDir(t *testing.T) {
 	}
 }
 
-func TestDiffRedactsSecrets(t *testing.T) {
-	c := Change{
-		Op:  Update,
-		Old: []byte("[registry.configs.\"m:5000\".auth]\n  auth = \"b2xkOm9sZHBhc3M=\"\n"),
-		File: File{
-			Path: "/etc/containerd/config.toml",
-			Data: []byte("[registry.configs.\"m:5000\".auth]\n  auth = \"bmV3Om5ld3Bhc3M=\"\n# note: hunter22\n"),
-		},
-		OldMode: 0o600,
+func TestDiffNeverShowsCredentialFiles(t *testing.T) {
+	key := "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIOld\nline2secret\n-----END EC PRIVATE KEY-----\n"
+	for name, c := range map[string]Change{
+		"auth rotated": {Op: Update, OldMode: 0o600,
+			Old:  []byte("[registry.configs.\"m:5000\".auth]\n  auth = \"b2xkOm9sZHBhc3M=\"\n"),
+			File: File{Path: "/etc/containerd/config.toml", Data: []byte("[registry.configs.\"m:5000\".auth]\n  auth = \"bmV3Om5ld3Bhc3M=\"\n# note: hunter22\n")}},
+		"key removed": {Op: Delete, OldMode: 0o600, Old: []byte(key), File: File{Path: "/etc/docker/certs.d/m/client.key", Remove: true}},
+		"key rotated": {Op: Update, OldMode: 0o600, Old: []byte(key), File: File{Path: "/etc/containerd/certs.d/m/client.key", Data: []byte("new"), Secret: true}},
+		"multi-line password": {Op: Update, OldMode: 0o600, Old: []byte("x: 1\n"),
+			File: File{Path: "/etc/rancher/k3s/registries.yaml", Secret: true, Data: []byte("password: |\n  hunter22\n  second-line\n")}},
+	} {
+		d, err := Diff(c, credentials.NewRedactor("hunter22"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, leak := range []string{"b2xkOm9sZHBhc3M=", "bmV3Om5ld3Bhc3M=", "hunter22", "MHcCAQEEIOld", "line2secret", "second-line"} {
+			if strings.Contains(d, leak) {
+				t.Errorf("%s: diff leaks %q:\n%s", name, leak, d)
+			}
+		}
+		if !strings.Contains(d, "holds credentials") || !strings.Contains(d, "bytes") {
+			t.Errorf("%s: diff does not say the content changed, with sizes:\n%s", name, d)
+		}
 	}
+}
+
+func TestDiffRedactsKnownSecrets(t *testing.T) {
+	c := Change{Op: Update, Old: []byte("a = 1\n"), OldMode: 0o644,
+		File: File{Path: "/etc/x.toml", Data: []byte("a = 1\n# note: hunter22\n")}}
 	d, err := Diff(c, credentials.NewRedactor("hunter22"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, leak := range []string{"b2xkOm9sZHBhc3M=", "bmV3Om5ld3Bhc3M=", "hunter22"} {
-		if strings.Contains(d, leak) {
-			t.Errorf("diff leaks %q:\n%s", leak, d)
-		}
-	}
-	if !strings.Contains(d, "--- a/etc/containerd/config.toml") || !strings.Contains(d, "+# note: <redacted>") {
-		t.Errorf("diff lacks header or redacted line:\n%s", d)
+	if strings.Contains(d, "hunter22") || !strings.Contains(d, "+# note: <redacted>") {
+		t.Errorf("diff:\n%s", d)
 	}
 }
 
-func TestApplyOwnerForNewFilesAndDirs(t *testing.T) {
+func TestApplyInAUsersHomeWithTheirRights(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("chown to another user needs root")
+		t.Skip("acting as another user needs root")
 	}
 	root := t.TempDir()
-	changes, err := Plan(root, []File{{Path: "/home/u/.docker/config.json", Data: []byte("{}\n"), Secret: true, Owner: &Owner{UID: 1234, GID: 1235}}})
+	if err := os.MkdirAll(HostPath(root, "/home/u"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(HostPath(root, "/home/u"), 1234, 1235); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := Plan(open(t, root), []File{{Path: "/home/u/.docker/config.json", Data: []byte("{}\n"), Secret: true, Owner: &Owner{UID: 1234, GID: 1235}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(root, changes); err != nil {
+	if err := Apply(context.Background(), open(t, root), changes); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"/home/u/.docker/config.json", "/home/u/.docker", "/home/u"} {
+	for _, p := range []string{"/home/u/.docker/config.json", "/home/u/.docker"} {
 		fi, err := os.Stat(HostPath(root, p))
 		if err != nil {
 			t.Fatal(err)

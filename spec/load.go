@@ -17,6 +17,10 @@ import (
 // defaultKeep is how many backup sets are kept when backups.keep is unset.
 const defaultKeep = 10
 
+// MaxFileSize bounds every file the spec loader reads: the spec, its
+// drop-ins and the secret and TLS files they name. A spec is kilobytes.
+const MaxFileSize = 1 << 20
+
 // Parse reads one spec document named name (the name positions carry).
 // Files it references (password_file, ca_file, ...) are read through opts,
 // relative to the directory of name unless absolute. A bad spec returns

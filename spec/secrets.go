@@ -3,8 +3,10 @@ package spec
 import (
 	"cmp"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/mirrorctl/mirrorctl/credentials"
@@ -20,13 +22,10 @@ import (
 func (s *Spec) SecretValues() []string {
 	var out []string
 	add := func(v string) {
-		if v != "" && !slices.Contains(out, v) {
-			out = append(out, v)
-		}
-		// A password that kept a newline from its file may be printed
-		// without it.
-		if t := strings.TrimSpace(v); t != "" && t != v && !slices.Contains(out, t) {
-			out = append(out, t)
+		for _, form := range secretForms(v) {
+			if form != "" && !slices.Contains(out, form) {
+				out = append(out, form)
+			}
 		}
 	}
 	for _, c := range s.Configs {
@@ -80,4 +79,31 @@ func formatAsV(f fmt.State, verb rune, v any) {
 	default:
 		fmt.Fprintf(f, "%v", v)
 	}
+}
+
+// secretForms are the ways a secret value can appear in output: as is,
+// trimmed (a password that kept a newline from its file), escaped the way
+// JSON, TOML and YAML quote it, and, for a multi-line value (a key, a
+// password with a newline), each of its lines, so that no line of it
+// survives a line-by-line redaction.
+func secretForms(v string) []string {
+	if v == "" {
+		return nil
+	}
+	forms := []string{v, strings.TrimSpace(v)}
+	if strings.ContainsAny(v, "\n\r\t\"\\") {
+		q := strconv.Quote(v)
+		forms = append(forms, q[1:len(q)-1])
+		if j, err := json.Marshal(v); err == nil {
+			forms = append(forms, string(j[1:len(j)-1]))
+		}
+	}
+	if strings.ContainsAny(v, "\n\r") {
+		for l := range strings.SplitSeq(strings.ReplaceAll(v, "\r", "\n"), "\n") {
+			if l = strings.TrimSpace(l); len(l) >= 3 {
+				forms = append(forms, l)
+			}
+		}
+	}
+	return forms
 }

@@ -55,8 +55,10 @@ func TestSecretValues(t *testing.T) {
 		b64("admin:" + testPassword),
 		"file-secret\n", // the file's second newline is part of the password
 		"file-secret",
+		`file-secret\n`, // as JSON, TOML and YAML quote it
 		"bob:file-secret\n",
 		"bob:file-secret",
+		`bob:file-secret\n`,
 		b64("bob:file-secret\n"),
 		"YWxpY2U6YjY0LXNlY3JldA==",
 		"alice:b64-secret", // decoded auth

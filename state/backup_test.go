@@ -1,7 +1,9 @@
 package state
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,7 +18,7 @@ import (
 
 func TestBackupRestoreRoundTrip(t *testing.T) {
 	root := t.TempDir()
-	s := Open(root)
+	s := Open(openRoot(t, root))
 	const (
 		plain  = "/etc/crictl.yaml"
 		secret = "/etc/rancher/k3s/registries.yaml"
@@ -27,13 +29,13 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	st := New()
 	st.Files[secret] = Entry{Engine: "k3s", SHA256: sum([]byte("password: hunter2\n"))}
 
-	set, err := s.Backup("sync", []string{plain, secret, absent, plain}, st)
+	set, err := s.Backup("sync", files(plain, secret, absent, plain), st)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// The sync then changes all three.
-	if err := os.Remove(render.HostPath(root, plain)); err != nil {
+	if err := os.Remove(filepath.Join(root, plain)); err != nil {
 		t.Fatal(err)
 	}
 	writeHost(t, root, secret, "password: other\n", 0o600)
@@ -53,36 +55,36 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := render.Apply(root, plan(t, root, files...)); err != nil {
+	if err := render.Apply(context.Background(), openRoot(t, root), plan(t, root, files...)); err != nil {
 		t.Fatal(err)
 	}
 	if got := readHost(t, root, plain); got != "runtime-endpoint: x\n" {
 		t.Errorf("%s = %q after restore", plain, got)
 	}
-	if m := permOf(t, render.HostPath(root, plain)); m != 0o640 {
+	if m := permOf(t, filepath.Join(root, plain)); m != 0o640 {
 		t.Errorf("%s recreated with mode %o, want 640", plain, m)
 	}
 	if got := readHost(t, root, secret); got != "password: hunter2\n" {
 		t.Errorf("%s = %q after restore", secret, got)
 	}
-	if m := permOf(t, render.HostPath(root, secret)); m != 0o600 {
+	if m := permOf(t, filepath.Join(root, secret)); m != 0o600 {
 		t.Errorf("%s mode %o after restore, want 600", secret, m)
 	}
-	if _, err := os.Stat(render.HostPath(root, absent)); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(root, absent)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%s, absent at backup time, still exists after restore (err=%v)", absent, err)
 	}
 }
 
 func TestBackupModes(t *testing.T) {
 	root := t.TempDir()
-	s := Open(root)
+	s := Open(openRoot(t, root))
 	writeHost(t, root, "/etc/secret", "s3cret\n", 0o644)
-	set, err := s.Backup("sync", []string{"/etc/secret"}, New())
+	set, err := s.Backup("sync", files("/etc/secret"), New())
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(s.Dir, "backups", set.ID)
-	for _, p := range []string{s.Dir, filepath.Join(s.Dir, "backups"), dir} {
+	dir := filepath.Join(s.Root.Join(s.Dir), "backups", set.ID)
+	for _, p := range []string{s.Root.Join(s.Dir), filepath.Join(s.Root.Join(s.Dir), "backups"), dir} {
 		if m := permOf(t, p); m != 0o700 {
 			t.Errorf("%s mode %o, want 700", p, m)
 		}
@@ -99,9 +101,10 @@ func TestBackupModes(t *testing.T) {
 }
 
 func TestRestoreFilesGroupsRegistryDirectory(t *testing.T) {
-	s := Open(t.TempDir())
+	s := Open(openRoot(t, t.TempDir()))
 	const dir = "/etc/containerd/certs.d/docker.io"
-	set, err := s.Backup("sync", []string{dir + "/hosts.toml", dir + "/ca.crt", "/etc/docker/daemon.json"}, nil)
+	in := []render.File{{Path: dir + "/hosts.toml", Group: dir, Primary: true}, {Path: dir + "/ca.crt", Group: dir}, {Path: "/etc/docker/daemon.json"}}
+	set, err := s.Backup("sync", in, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,22 +114,22 @@ func TestRestoreFilesGroupsRegistryDirectory(t *testing.T) {
 	}
 	var groups []string
 	for _, f := range files {
-		groups = append(groups, f.Group)
+		groups = append(groups, fmt.Sprintf("%s %v", f.Group, f.Primary))
 	}
-	if d := cmp.Diff([]string{dir, dir, ""}, groups); d != "" {
+	if d := cmp.Diff([]string{dir + " true", dir + " false", " false"}, groups); d != "" {
 		t.Errorf("groups (-want +got):\n%s", d)
 	}
 }
 
 func TestRestoreFilesDetectsCorruptContent(t *testing.T) {
 	root := t.TempDir()
-	s := Open(root)
+	s := Open(openRoot(t, root))
 	writeHost(t, root, "/etc/docker/daemon.json", "{}\n", 0o644)
-	set, err := s.Backup("sync", []string{"/etc/docker/daemon.json"}, nil)
+	set, err := s.Backup("sync", files("/etc/docker/daemon.json"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	content := filepath.Join(s.Dir, "backups", set.ID, contentName("/etc/docker/daemon.json"))
+	content := filepath.Join(s.Root.Join(s.Dir), "backups", set.ID, contentName("/etc/docker/daemon.json"))
 	if err := os.WriteFile(content, []byte("{\"bit\": \"rot\"}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -138,14 +141,14 @@ func TestRestoreFilesDetectsCorruptContent(t *testing.T) {
 
 func TestBackupRefusesDirectoryWhereFileExpected(t *testing.T) {
 	root := t.TempDir()
-	s := Open(root)
-	if err := os.MkdirAll(render.HostPath(root, "/etc/crictl.yaml"), 0o755); err != nil {
+	s := Open(openRoot(t, root))
+	if err := os.MkdirAll(filepath.Join(root, "/etc/crictl.yaml"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Backup("sync", []string{"/etc/crictl.yaml"}, nil); err == nil {
+	if _, err := s.Backup("sync", files("/etc/crictl.yaml"), nil); err == nil {
 		t.Fatal("Backup of a directory succeeded, want an error")
 	}
-	if entries, _ := os.ReadDir(filepath.Join(s.Dir, "backups")); len(entries) != 0 {
+	if entries, _ := os.ReadDir(filepath.Join(s.Root.Join(s.Dir), "backups")); len(entries) != 0 {
 		t.Errorf("a failed Backup left %d entries in backups/", len(entries))
 	}
 }
@@ -159,7 +162,7 @@ func ids(sets []*Set) []string {
 }
 
 func TestSetsNewestFirstAndPrune(t *testing.T) {
-	s := Open(t.TempDir())
+	s := Open(openRoot(t, t.TempDir()))
 	var made []string
 	for range 4 { // most share a millisecond, so this also exercises the clash suffix
 		set, err := s.Backup("sync", nil, nil)
@@ -190,10 +193,10 @@ func TestSetsNewestFirstAndPrune(t *testing.T) {
 }
 
 func TestIDOrderCountsClashesNumerically(t *testing.T) {
-	s := Open(t.TempDir())
+	s := Open(openRoot(t, t.TempDir()))
 	names := []string{"20261127T053200.123Z-2", "20261127T053200.123Z", "20261127T053200.123Z-10", "20251231T235959.999Z"}
 	for _, n := range names {
-		if err := os.MkdirAll(filepath.Join(s.Dir, "backups", n), 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Join(s.Root.Join(s.Dir), "backups", n), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -211,13 +214,13 @@ func TestIDOrderCountsClashesNumerically(t *testing.T) {
 // not; it must never be listed or restored, and Prune clears it once stale.
 func TestInterruptedBackupIsNotListed(t *testing.T) {
 	root := t.TempDir()
-	s := Open(root)
+	s := Open(openRoot(t, root))
 	writeHost(t, root, "/etc/crictl.yaml", "a\n", 0o644)
-	good, err := s.Backup("sync", []string{"/etc/crictl.yaml"}, nil)
+	good, err := s.Backup("sync", files("/etc/crictl.yaml"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	backups := filepath.Join(s.Dir, "backups")
+	backups := filepath.Join(s.Root.Join(s.Dir), "backups")
 	// Crashed just before the rename: a complete set, newer than good.
 	complete := filepath.Join(backups, ".tmp-29991231T235959.999Z")
 	if err := os.CopyFS(complete, os.DirFS(filepath.Join(backups, good.ID))); err != nil {
@@ -259,7 +262,7 @@ func TestInterruptedBackupIsNotListed(t *testing.T) {
 }
 
 func TestSetUnknownID(t *testing.T) {
-	s := Open(t.TempDir())
+	s := Open(openRoot(t, t.TempDir()))
 	for _, id := range []string{"", "20261127T053200.123Z", "../../etc"} {
 		if set, err := s.Set(id); err == nil {
 			t.Errorf("Set(%q) = %+v, want an error", id, set)

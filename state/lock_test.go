@@ -11,7 +11,7 @@ import (
 )
 
 func TestLockExcludesAndNamesHolder(t *testing.T) {
-	s := Open(t.TempDir())
+	s := Open(openRoot(t, t.TempDir()))
 	ctx := context.Background()
 	unlock, err := s.Lock(ctx, 0, "mirrorctl sync")
 	if err != nil {
@@ -52,7 +52,7 @@ func TestLockExcludesAndNamesHolder(t *testing.T) {
 }
 
 func TestLockWaitsForRelease(t *testing.T) {
-	s := Open(t.TempDir())
+	s := Open(openRoot(t, t.TempDir()))
 	unlock, err := s.Lock(context.Background(), 0, "mirrorctl sync")
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestLockWaitsForRelease(t *testing.T) {
 }
 
 func TestLockRespectsContext(t *testing.T) {
-	s := Open(t.TempDir())
+	s := Open(openRoot(t, t.TempDir()))
 	unlock, err := s.Lock(context.Background(), 0, "mirrorctl sync")
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,12 @@ func TestHolderUnknown(t *testing.T) {
 	if err := os.WriteFile(dir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := holder(dir); got != "holder unknown" {
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := holder(f); got != "holder unknown" {
 		t.Errorf("holder of an empty lock file = %q", got)
 	}
 }

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,9 +14,13 @@ import (
 	"github.com/mirrorctl/mirrorctl/render"
 )
 
-// Sets returns every backup set, newest first. Directories that are not
-// sets, such as the ".tmp-" leftovers of a Backup interrupted by a crash,
-// are ignored. A set whose manifest does not parse is an error naming it.
+// maxManifest bounds a set's manifest.
+const maxManifest = 64 << 20
+
+// Sets returns every backup set, newest first (the baseline is not one of
+// them: see Baseline). Directories that are not sets, such as the ".tmp-"
+// leftovers of a Backup interrupted by a crash, are ignored. A set whose
+// manifest does not parse is an error naming it.
 func (s *Store) Sets() ([]*Set, error) {
 	ids, err := s.ids()
 	if err != nil {
@@ -35,17 +37,27 @@ func (s *Store) Sets() ([]*Set, error) {
 	return sets, nil
 }
 
-// Set returns the set with id; "" or "latest" is the newest.
+// Set returns the set with id; "" or "latest" is the newest successful one,
+// "baseline" the baseline.
 func (s *Store) Set(id string) (*Set, error) {
-	if id == "" || id == "latest" {
-		ids, err := s.ids()
+	switch id {
+	case BaselineID:
+		set, err := s.Baseline()
+		if err == nil && set == nil {
+			err = errors.New("no baseline: mirrorctl has not changed any file on this node")
+		}
+		return set, err
+	case "", "latest":
+		sets, err := s.Sets()
 		if err != nil {
 			return nil, err
 		}
-		if len(ids) == 0 {
-			return nil, fmt.Errorf("no backup sets in %s", s.backupsDir())
+		for _, set := range sets {
+			if !set.Failed {
+				return set, nil
+			}
 		}
-		id = ids[0]
+		return nil, fmt.Errorf("no backup sets in %s", s.backupsDir())
 	}
 	if !idPattern.MatchString(id) {
 		return nil, fmt.Errorf("%q is not a backup set id (like 20261127T053200.123Z); `mirrorctl backups` lists them", id)
@@ -59,7 +71,7 @@ func (s *Store) Set(id string) (*Set, error) {
 
 // ids lists the set ids in the backups directory, newest first.
 func (s *Store) ids() ([]string, error) {
-	entries, err := os.ReadDir(s.backupsDir())
+	entries, err := s.Root.ReadDir(s.backupsDir())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -77,8 +89,8 @@ func (s *Store) ids() ([]string, error) {
 }
 
 func (s *Store) readSet(id string) (*Set, error) {
-	dir := filepath.Join(s.backupsDir(), id)
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	dir := path.Join(s.backupsDir(), id)
+	data, err := s.Root.ReadFile(path.Join(dir, manifestName), maxManifest)
 	if err != nil {
 		return nil, fmt.Errorf("reading backup set: %w", err)
 	}
@@ -93,11 +105,11 @@ func (s *Store) readSet(id string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backup set %s is corrupt: %w", id, err)
 	}
-	set := &Set{ID: id, Time: t, Reason: m.Reason}
+	set := &Set{ID: id, Time: t, Reason: m.Reason, Failed: m.Status == "failed", Error: m.Error}
 	for _, j := range m.Files {
-		f := Saved{Path: j.Path, Existed: j.Existed, UID: j.UID, GID: j.GID, SHA256: j.SHA256}
-		if !path.IsAbs(f.Path) {
-			return nil, fmt.Errorf("backup set %s is corrupt: %q is not an absolute path", id, f.Path)
+		f := Saved{Path: j.Path, Existed: j.Existed, UID: j.UID, GID: j.GID, SHA256: j.SHA256, Group: j.Group, Primary: j.Primary}
+		if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path {
+			return nil, fmt.Errorf("backup set %s is corrupt: %q is not a clean absolute path", id, f.Path)
 		}
 		if f.Existed {
 			mode, err := strconv.ParseUint(j.Mode, 8, 32)
@@ -109,7 +121,7 @@ func (s *Store) readSet(id string) (*Set, error) {
 		set.Files = append(set.Files, f)
 	}
 	if m.StateSHA256 != "" {
-		data, err := os.ReadFile(filepath.Join(dir, stateName))
+		data, err := s.Root.ReadFile(path.Join(dir, stateName), maxState)
 		if err != nil {
 			return nil, fmt.Errorf("backup set %s is corrupt: %w", id, err)
 		}
@@ -129,33 +141,24 @@ func (s *Store) readSet(id string) (*Set, error) {
 // against the sha256 in the manifest; a mismatch means a corrupt backup and
 // is an error, so nothing is restored from it.
 //
-// A restored file keeps its saved mode and owner when render creates it
-// again (an existing file keeps its own: see render.File); a 0600 file is
-// marked Secret so its diff is redacted. Files in a directory holding a
-// hosts.toml share a Group, so a registry directory changes as one unit.
+// A restored file keeps its saved mode and owner (root writes it with that
+// owner; a file in a user's directory is written with the user's rights); a
+// 0600 file is marked Secret so it is never shown line by line. Files keep
+// their group and primary, so a registry directory changes as one unit.
 func (s *Store) RestoreFiles(set *Set) ([]render.File, error) {
-	if !idPattern.MatchString(set.ID) {
+	if set.ID != BaselineID && !idPattern.MatchString(set.ID) {
 		return nil, fmt.Errorf("%q is not a backup set id", set.ID)
 	}
-	dir := filepath.Join(s.backupsDir(), set.ID)
-	registryDirs := map[string]bool{}
-	for _, f := range set.Files {
-		if path.Base(f.Path) == "hosts.toml" {
-			registryDirs[path.Dir(f.Path)] = true
-		}
-	}
+	dir := path.Join(s.backupsDir(), set.ID)
 	files := make([]render.File, 0, len(set.Files))
 	for _, f := range set.Files {
-		rf := render.File{Path: f.Path}
-		if registryDirs[path.Dir(f.Path)] {
-			rf.Group = path.Dir(f.Path)
-		}
+		rf := render.File{Path: f.Path, Group: f.Group, Primary: f.Primary}
 		if !f.Existed {
 			rf.Remove = true
 			files = append(files, rf)
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(dir, contentName(f.Path)))
+		data, err := s.Root.ReadFile(path.Join(dir, contentName(f.Path)), maxSaved)
 		if err != nil {
 			return nil, fmt.Errorf("backup set %s is corrupt: the saved %s: %w", set.ID, f.Path, err)
 		}
@@ -170,30 +173,42 @@ func (s *Store) RestoreFiles(set *Set) ([]render.File, error) {
 	return files, nil
 }
 
-// Prune removes all but the newest keep sets (keep >= 1), and the leftovers
-// of Backups interrupted more than an hour ago. A set is renamed to a
-// ".del-" name before its files go, so a crash midway never leaves a
-// half-deleted set listed.
+// Prune removes all but the newest keep successful sets and the newest keep
+// failed ones (keep >= 1), so that failures never push a good set out; the
+// baseline is never pruned. It also removes the leftovers of Backups
+// interrupted more than an hour ago. A set is renamed to a ".del-" name
+// before its files go, so a crash midway never leaves a half-deleted set
+// listed.
 func (s *Store) Prune(keep int) error {
 	if keep < 1 {
 		return fmt.Errorf("pruning backups: keep %d sets: must be at least 1", keep)
 	}
-	ids, err := s.ids()
+	sets, err := s.Sets()
 	if err != nil {
 		return err
 	}
 	dir := s.backupsDir()
-	for _, id := range ids[min(keep, len(ids)):] {
-		if err := os.Rename(filepath.Join(dir, id), filepath.Join(dir, delPrefix+id)); err != nil {
+	var good, failed int
+	renamed := false
+	for _, set := range sets {
+		n := &good
+		if set.Failed {
+			n = &failed
+		}
+		if *n++; *n <= keep {
+			continue
+		}
+		if err := s.Root.Rename(dir, set.ID, delPrefix+set.ID); err != nil {
+			return fmt.Errorf("pruning backups: %w", err)
+		}
+		renamed = true
+	}
+	if renamed {
+		if err := s.Root.SyncDir(dir); err != nil {
 			return fmt.Errorf("pruning backups: %w", err)
 		}
 	}
-	if len(ids) > keep {
-		if err := render.SyncDir(dir); err != nil {
-			return fmt.Errorf("pruning backups: %w", err)
-		}
-	}
-	entries, err := os.ReadDir(dir)
+	entries, err := s.Root.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -212,7 +227,7 @@ func (s *Store) Prune(keep int) error {
 			}
 		}
 		if stale {
-			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			if err := s.Root.RemoveAll(path.Join(dir, name)); err != nil {
 				errs = append(errs, fmt.Errorf("pruning backups: %w", err))
 			}
 		}

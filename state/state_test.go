@@ -1,6 +1,7 @@
 package state
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,12 +9,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/render"
 )
 
 func writeHost(t *testing.T, root, hostPath, data string, mode os.FileMode) {
 	t.Helper()
-	p := render.HostPath(root, hostPath)
+	p := filepath.Join(root, hostPath)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +29,7 @@ func writeHost(t *testing.T, root, hostPath, data string, mode os.FileMode) {
 
 func readHost(t *testing.T, root, hostPath string) string {
 	t.Helper()
-	data, err := os.ReadFile(render.HostPath(root, hostPath))
+	data, err := os.ReadFile(filepath.Join(root, hostPath))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func permOf(t *testing.T, p string) os.FileMode {
 // plan is render.Plan that fails the test on error.
 func plan(t *testing.T, root string, files ...render.File) []render.Change {
 	t.Helper()
-	changes, err := render.Plan(root, files)
+	changes, err := render.Plan(openRoot(t, root), files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +56,7 @@ func plan(t *testing.T, root string, files ...render.File) []render.Change {
 }
 
 func TestSaveLoadRoundTrip(t *testing.T) {
-	s := Open(t.TempDir())
+	s := Open(openRoot(t, t.TempDir()))
 	st, err := s.Load()
 	if err != nil {
 		t.Fatalf("loading a missing state: %v", err)
@@ -73,25 +75,25 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if d := cmp.Diff(st, got); d != "" {
 		t.Fatalf("round trip (-saved +loaded):\n%s", d)
 	}
-	if m := permOf(t, s.Dir); m != 0o700 {
+	if m := permOf(t, s.Root.Join(s.Dir)); m != 0o700 {
 		t.Errorf("state dir mode = %o, want 700", m)
 	}
-	if m := permOf(t, filepath.Join(s.Dir, "state.json")); m != 0o600 {
+	if m := permOf(t, filepath.Join(s.Root.Join(s.Dir), "state.json")); m != 0o600 {
 		t.Errorf("state.json mode = %o, want 600", m)
 	}
 }
 
 func TestLoadUnparsableStateIsAnError(t *testing.T) {
-	s := Open(t.TempDir())
+	s := Open(openRoot(t, t.TempDir()))
 	for name, data := range map[string]string{
 		"not_json":      "{\"version\": 1, \"files\": {",
 		"wrong_version": `{"version": 7, "files": {}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+			if err := os.MkdirAll(s.Root.Join(s.Dir), 0o700); err != nil {
 				t.Fatal(err)
 			}
-			p := filepath.Join(s.Dir, "state.json")
+			p := filepath.Join(s.Root.Join(s.Dir), "state.json")
 			if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +104,7 @@ func TestLoadUnparsableStateIsAnError(t *testing.T) {
 			if !strings.Contains(err.Error(), p) {
 				t.Errorf("error %q does not name %s", err, p)
 			}
-			if readHost(t, s.Root, "/var/lib/mirrorctl/state.json") != data {
+			if readHost(t, s.Root.Dir(), "/var/lib/mirrorctl/state.json") != data {
 				t.Error("Load changed the unparsable state file")
 			}
 		})
@@ -122,12 +124,12 @@ func TestRecord(t *testing.T) {
 		render.File{Path: "/etc/old", Remove: true},
 		render.File{Path: "/etc/never", Remove: true},
 	)
-	if err := render.Apply(root, changes); err != nil {
+	if err := render.Apply(context.Background(), openRoot(t, root), changes); err != nil {
 		t.Fatal(err)
 	}
 	st.Record("containerd", changes)
 	want := map[string]Entry{
-		"/etc/new":  {Engine: "containerd", SHA256: sum([]byte("new\n"))},
+		"/etc/new":  {Engine: "containerd", SHA256: sum([]byte("new\n")), Ownership: render.Ownership{Created: true}},
 		"/etc/same": {Engine: "containerd", SHA256: sum([]byte("same\n"))},
 	}
 	if d := cmp.Diff(want, st.Files); d != "" {
@@ -156,7 +158,7 @@ func TestConflicts(t *testing.T) {
 		render.File{Path: edited, Data: []byte("v1\n")},
 		render.File{Path: gone, Data: []byte("v1\n")},
 	)
-	if err := render.Apply(root, first); err != nil {
+	if err := render.Apply(context.Background(), openRoot(t, root), first); err != nil {
 		t.Fatal(err)
 	}
 	st.Record("containerd", first)
@@ -168,11 +170,10 @@ func TestConflicts(t *testing.T) {
 		render.File{Path: edited, Data: []byte("v2\n")},
 		render.File{Path: gone, Remove: true},
 		render.File{Path: alien, Remove: true},
-		render.File{Path: daemon, Data: []byte(`{"debug": true, "registry-mirrors": []}`)},
+		render.File{Path: daemon, Data: []byte(`{"debug": true, "registry-mirrors": []}`), Merged: true},
 		render.File{Path: created, Data: []byte("v2\n")},
 	)
-	merged := func(p string) bool { return p == daemon }
-	got := st.Conflicts(changes, merged)
+	got := st.Conflicts(changes)
 	want := []Conflict{
 		{Path: foreign, Reason: "exists and was not written by mirrorctl"},
 		{Path: edited, Reason: "edited since mirrorctl wrote it"},
@@ -182,9 +183,32 @@ func TestConflicts(t *testing.T) {
 		t.Errorf("conflicts (-want +got):\n%s", d)
 	}
 
-	// Without merged, the foreign daemon.json is a conflict too.
-	got = st.Conflicts(changes, nil)
-	if len(got) != 4 || got[3].Path != daemon {
-		t.Errorf("conflicts with merged=nil: got %v, want daemon.json as the 4th", got)
+	// Not marked merged, the foreign daemon.json is a conflict too.
+	for i := range changes {
+		changes[i].File.Merged = false
 	}
+	got = st.Conflicts(changes)
+	if len(got) != 4 || got[3].Path != daemon {
+		t.Errorf("conflicts without merged: got %v, want daemon.json as the 4th", got)
+	}
+}
+
+// openRoot returns the hostfs root of dir.
+func openRoot(t testing.TB, dir string) *hostfs.Root {
+	t.Helper()
+	r, err := hostfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// files turns host paths into the files Backup saves.
+func files(paths ...string) []render.File {
+	var out []render.File
+	for _, p := range paths {
+		out = append(out, render.File{Path: p})
+	}
+	return out
 }

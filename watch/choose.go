@@ -83,10 +83,8 @@ func (l *Loop) run(ctx context.Context, r *Report, s *spec.Spec) {
 	if l.cfg.OnSpec != nil {
 		l.cfg.OnSpec(s)
 	}
-	node := *l.cfg.Node
-	node.Plan.Down = l.health.downSet()
 	l.setBusy(true)
-	out, err := node.Sync(ctx, s, l.drift)
+	out, err := l.cfg.Node.Sync(ctx, s, l.drift, r.Trigger, l.health.downSet())
 	l.setBusy(false)
 	l.trackManaged()
 	if out != nil {

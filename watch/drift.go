@@ -3,13 +3,13 @@ package watch
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/state"
@@ -71,13 +71,15 @@ func drifted(c render.Change, st *state.State) bool {
 	return sha(c.Old) != e.SHA256
 }
 
-// prepare edits p and st before apply.Run: drifted files under the cap are
-// reclaimed (st records their current bytes, so apply sees a file it owns
-// and backs the edit up before overwriting it), and files over the cap
-// leave the plan with the rest of their group. It returns the paths being
-// repaired, those given up by this call, and whether st changed.
-func (d *Drift) prepare(p *plan.Plan, st *state.State, now time.Time) (repaired, newlyGivenUp []string, stChanged bool) {
-	for _, e := range p.Managed() {
+// prepare narrows p and edits st before anything is written: drifted files
+// under the cap are reclaimed (st records their current bytes, so the
+// pipeline sees a file it owns and backs the edit up before overwriting
+// it), and files over the cap leave the plan with the rest of their group.
+// It returns the new plan, the paths being repaired and those given up by
+// this call.
+func (d *Drift) prepare(p *plan.Plan, st *state.State, now time.Time) (*plan.Plan, []string, []string) {
+	var repaired, newlyGivenUp []string
+	out := p.Map(func(e *plan.Engine) *plan.Engine {
 		dropGroups, dropPaths := map[string]bool{}, map[string]bool{}
 		for _, c := range e.Changes {
 			if !drifted(c, st) {
@@ -90,7 +92,6 @@ func (d *Drift) prepare(p *plan.Plan, st *state.State, now time.Time) (repaired,
 					ent := st.Files[p]
 					ent.SHA256 = sha(c.Old)
 					st.Files[p] = ent
-					stChanged = true
 				}
 				continue
 			}
@@ -104,21 +105,15 @@ func (d *Drift) prepare(p *plan.Plan, st *state.State, now time.Time) (repaired,
 			}
 		}
 		if len(dropPaths) == 0 {
-			continue
+			return e
 		}
 		// Files given up earlier but not drifted now (put back by hand)
 		// need nothing; drop only what would be written.
-		kept := e.Changes[:0:0]
-		for _, c := range e.Changes {
-			if dropPaths[c.File.Path] || (c.File.Group != "" && dropGroups[c.File.Group]) {
-				continue
-			}
-			kept = append(kept, c)
-		}
-		e.Changes = kept
-		e.UpdateAction()
-	}
-	return repaired, newlyGivenUp, stChanged
+		return e.Without(func(c render.Change) bool {
+			return dropPaths[c.File.Path] || (c.File.Group != "" && dropGroups[c.File.Group])
+		})
+	})
+	return out, repaired, newlyGivenUp
 }
 
 // fight counts one repair of path at now and reports whether it is allowed:
@@ -140,14 +135,14 @@ func (d *Drift) fight(path string, now time.Time) bool {
 
 // track records the managed files after a sync, for the watcher and dirty,
 // and returns the directories to watch.
-func (d *Drift) track(root string, st *state.State) []string {
+func (d *Drift) track(root *hostfs.Root, st *state.State) []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	clear(d.managed)
 	dirs := map[string]bool{}
 	for p := range st.Files {
-		d.managed[render.HostPath(root, p)] = true
-		dirs[render.HostPath(root, path.Dir(p))] = true
+		d.managed[root.Join(p)] = true
+		dirs[root.Join(path.Dir(p))] = true
 	}
 	out := make([]string, 0, len(dirs))
 	for dir := range dirs {
@@ -166,9 +161,9 @@ func (d *Drift) matches(name string) bool {
 
 // dirty reports whether some file in st no longer holds the bytes recorded,
 // which is cheap enough to run on every event: no plan, no engine asked.
-func dirty(root string, st *state.State) bool {
+func dirty(root *hostfs.Root, st *state.State) bool {
 	for p, e := range st.Files {
-		b, err := os.ReadFile(render.HostPath(root, p))
+		b, err := root.ReadFile(p, hostfs.DefaultLimit)
 		if err != nil || sha(b) != e.SHA256 {
 			return true
 		}

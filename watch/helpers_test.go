@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/mirrorctl/mirrorctl/apply"
+	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/internal/hosttest"
-	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/state"
 	"github.com/mirrorctl/mirrorctl/systemd"
 	"github.com/mirrorctl/mirrorctl/systemd/systemdtest"
@@ -25,7 +26,8 @@ import (
 type testHost struct {
 	t    testing.TB
 	root string
-	etc  string // the node's config directory (--config's)
+	hr   *hostfs.Root // root, through hostfs
+	etc  string       // the node's config directory (--config's)
 	rec  *systemdtest.Recorder
 }
 
@@ -33,6 +35,12 @@ func newTestHost(t testing.TB) *testHost {
 	t.Helper()
 	h := &testHost{t: t, root: filepath.Join(t.TempDir(), "root"), etc: t.TempDir(), rec: &systemdtest.Recorder{}}
 	hosttest.CopyTree(t, "../testdata/demo/root", h.root)
+	hr, err := hostfs.Open(h.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hr.Close() })
+	h.hr = hr
 	hosttest.CopyTree(t, "../testdata/demo/certs", filepath.Join(h.etc, "certs"))
 	writeFile(t, filepath.Join(h.etc, "secrets/nexus-password"), "s3cret-Pässword $1\n")
 	return h
@@ -62,14 +70,14 @@ func writeAtomic(t testing.TB, p, data string) {
 // engine healthy.
 func (h *testHost) node() *Node {
 	return &Node{
-		Store: state.Open(h.root),
-		Plan:  plan.Options{Root: h.root},
 		Apply: apply.Options{
-			Root:   h.root,
-			Dial:   func(context.Context) (systemd.Bus, error) { return h.rec, nil },
-			Health: func(context.Context, string, *plan.Engine) error { return nil },
+			Root:        h.hr,
+			Store:       state.Open(h.hr),
+			Dial:        func(context.Context) (systemd.Bus, error) { return h.rec, nil },
+			Health:      func(context.Context, *hostfs.Root, engines.Activation) error { return nil },
+			LockTimeout: 5 * time.Second,
+			Log:         slog.New(slog.DiscardHandler),
 		},
-		LockTimeout: 5 * time.Second,
 	}
 }
 
@@ -148,7 +156,7 @@ func (h *testHost) startLoop(cfg Config) *run {
 		cfg.NodeDir = h.etc
 	}
 	if cfg.LastGood == nil {
-		cfg.LastGood = OpenLastGood(h.root)
+		cfg.LastGood = OpenLastGood(h.hr)
 	}
 	if cfg.Debounce == (Quiescence{}) {
 		cfg.Debounce = Quiescence{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}

@@ -7,13 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
 	"time"
 
-	"github.com/google/renameio/v2"
-
-	"github.com/mirrorctl/mirrorctl/render"
+	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/state"
 )
 
@@ -27,13 +24,18 @@ import (
 // atomically; meta.json holds the others' hashes, so a set torn by a crash
 // is detected and not used.
 type LastGood struct {
-	Dir string
+	root *hostfs.Root
+	Dir  string // a host path
 }
 
 // OpenLastGood returns the LastGood under root.
-func OpenLastGood(root string) *LastGood {
-	return &LastGood{Dir: filepath.Join(render.HostPath(root, state.HostDir), "last-good")}
+func OpenLastGood(root *hostfs.Root) *LastGood {
+	return &LastGood{root: root, Dir: path.Join(state.HostDir, "last-good")}
 }
+
+// maxLastGood bounds each file read back (a central config is bounded by
+// the source's --max-size).
+const maxLastGood = 64 << 20
 
 // Saved is one last good config.
 type Saved struct {
@@ -56,7 +58,7 @@ const (
 
 // Load returns the saved config, or nil and no error when there is none.
 func (lg *LastGood) Load() (*Saved, error) {
-	meta, err := os.ReadFile(filepath.Join(lg.Dir, lastGoodMeta))
+	meta, err := lg.root.ReadFile(path.Join(lg.Dir, lastGoodMeta), maxLastGood)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -67,14 +69,14 @@ func (lg *LastGood) Load() (*Saved, error) {
 	if err := json.Unmarshal(meta, &s); err != nil {
 		return nil, fmt.Errorf("reading the last good config: %s: %w", lastGoodMeta, err)
 	}
-	if s.Data, err = os.ReadFile(filepath.Join(lg.Dir, lastGoodConfig)); err != nil {
+	if s.Data, err = lg.root.ReadFile(path.Join(lg.Dir, lastGoodConfig), maxLastGood); err != nil {
 		return nil, fmt.Errorf("reading the last good config: %w", err)
 	}
 	if hexSum(s.Data) != s.SHA256 {
 		return nil, fmt.Errorf("the last good config in %s does not match its %s (interrupted write?)", lg.Dir, lastGoodMeta)
 	}
 	if s.SigSHA256 != "" {
-		if s.Sig, err = os.ReadFile(filepath.Join(lg.Dir, lastGoodSig)); err != nil {
+		if s.Sig, err = lg.root.ReadFile(path.Join(lg.Dir, lastGoodSig), maxLastGood); err != nil {
 			return nil, fmt.Errorf("reading the last good config: %w", err)
 		}
 		if hexSum(s.Sig) != s.SigSHA256 {
@@ -87,7 +89,10 @@ func (lg *LastGood) Load() (*Saved, error) {
 // Save replaces the saved config with s. Files are 0600 in a 0700
 // directory: a central config may hold credentials.
 func (lg *LastGood) Save(s *Saved) error {
-	if err := os.MkdirAll(lg.Dir, 0o700); err != nil {
+	if err := lg.root.MkdirAll(path.Dir(lg.Dir), 0o700); err != nil {
+		return fmt.Errorf("saving the last good config: %w", err)
+	}
+	if err := lg.root.MkdirAll(lg.Dir, 0o700); err != nil {
 		return fmt.Errorf("saving the last good config: %w", err)
 	}
 	s.SHA256, s.SigSHA256 = hexSum(s.Data), ""
@@ -99,7 +104,7 @@ func (lg *LastGood) Save(s *Saved) error {
 		return err
 	}
 	write := func(name string, data []byte) error {
-		return renameio.WriteFile(filepath.Join(lg.Dir, name), data, 0o600, renameio.WithStaticPermissions(0o600))
+		return lg.root.WriteFile(path.Join(lg.Dir, name), data, hostfs.WriteOptions{Mode: 0o600})
 	}
 	if err := write(lastGoodConfig, s.Data); err != nil {
 		return fmt.Errorf("saving the last good config: %w", err)
@@ -108,19 +113,10 @@ func (lg *LastGood) Save(s *Saved) error {
 		if err := write(lastGoodSig, s.Sig); err != nil {
 			return fmt.Errorf("saving the last good config: %w", err)
 		}
-	} else if err := os.Remove(filepath.Join(lg.Dir, lastGoodSig)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	} else if err := lg.root.Remove(path.Join(lg.Dir, lastGoodSig)); err != nil {
 		return fmt.Errorf("saving the last good config: %w", err)
 	}
 	if err := write(lastGoodMeta, append(meta, '\n')); err != nil {
-		return fmt.Errorf("saving the last good config: %w", err)
-	}
-	// renameio syncs the files, not the directory holding the renames.
-	d, err := os.Open(lg.Dir)
-	if err != nil {
-		return fmt.Errorf("saving the last good config: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
 		return fmt.Errorf("saving the last good config: %w", err)
 	}
 	return nil

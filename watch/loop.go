@@ -168,7 +168,7 @@ func (l *Loop) Metrics() *Metrics { return l.m }
 // ctx ends runs to its end first. Run returns nil after ctx ends, or an
 // error when it cannot start.
 func (l *Loop) Run(ctx context.Context) error {
-	root := l.cfg.Node.Plan.Root
+	root := l.cfg.Node.Apply.Root
 	if good, err := l.loadGood(); err != nil {
 		l.log.Error("ignoring the last good config", "err", err)
 	} else {
@@ -241,7 +241,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-localFire:
 			l.sync(ctx, "local", true)
 		case <-driftFire:
-			st, err := l.cfg.Node.Store.Load()
+			st, err := l.cfg.Node.Apply.Store.Load()
 			if err != nil || !dirty(root, st) {
 				continue
 			}
@@ -268,8 +268,8 @@ func (l *Loop) Run(ctx context.Context) error {
 // mirrorctl now manages. It runs after every sync, before the report, so
 // an edit made once a sync is reported is always seen.
 func (l *Loop) trackManaged() {
-	if st, err := l.cfg.Node.Store.Load(); err == nil {
-		l.managed.set(l.drift.track(l.cfg.Node.Plan.Root, st))
+	if st, err := l.cfg.Node.Apply.Store.Load(); err == nil {
+		l.managed.set(l.drift.track(l.cfg.Node.Apply.Root, st))
 	}
 }
 

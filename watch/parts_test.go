@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/state"
 )
@@ -46,7 +47,14 @@ func TestDebouncerMinMax(t *testing.T) {
 }
 
 func TestLastGoodRoundTripAndTornSet(t *testing.T) {
-	lg := &LastGood{Dir: filepath.Join(t.TempDir(), "last-good")}
+	root := t.TempDir()
+	hr, err := hostfs.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hr.Close()
+	lg := OpenLastGood(hr)
+	dir := hr.Join(lg.Dir)
 	if s, err := lg.Load(); s != nil || err != nil {
 		t.Fatalf("empty: %v, %v", s, err)
 	}
@@ -59,7 +67,7 @@ func TestLastGoodRoundTripAndTornSet(t *testing.T) {
 		t.Fatalf("round trip: %+v, %v", out, err)
 	}
 	for _, name := range []string{"config.yaml", "meta.json"} {
-		fi, _ := os.Stat(filepath.Join(lg.Dir, name))
+		fi, _ := os.Stat(filepath.Join(dir, name))
 		if fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s mode %v, want 0600", name, fi.Mode().Perm())
 		}
@@ -68,11 +76,11 @@ func TestLastGoodRoundTripAndTornSet(t *testing.T) {
 	if err := lg.Save(&Saved{Name: "x", Generation: 4, Data: []byte("a: 1\n")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(lg.Dir, "config.yaml.sig")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, "config.yaml.sig")); !os.IsNotExist(err) {
 		t.Errorf("stale signature: %v", err)
 	}
 	// A crash between the config and meta.json: detected, not used.
-	os.WriteFile(filepath.Join(lg.Dir, "config.yaml"), []byte("half"), 0o600)
+	os.WriteFile(filepath.Join(dir, "config.yaml"), []byte("half"), 0o600)
 	if s, err := lg.Load(); err == nil || s != nil {
 		t.Errorf("torn set loaded: %+v", s)
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mirrorctl/mirrorctl/apply"
-	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/spec"
 	"github.com/mirrorctl/mirrorctl/state"
 )
@@ -102,7 +101,7 @@ func TestSoak(t *testing.T) {
 	})
 	r.next("first sync")
 
-	lg := OpenLastGood(h.root)
+	lg := OpenLastGood(h.hr)
 	lastGood := func() string {
 		s, err := lg.Load()
 		if err != nil || s == nil {
@@ -214,8 +213,8 @@ func TestSoak(t *testing.T) {
 	if d := cmp.Diff(fresh.files(), h.files()); d != "" {
 		t.Errorf("watch's files differ from a one-shot sync of the last config (-sync +watch):\n%s", d)
 	}
-	stW, _ := state.Open(h.root).Load()
-	stS, _ := state.Open(fresh.root).Load()
+	stW, _ := state.Open(h.hr).Load()
+	stS, _ := state.Open(fresh.hr).Load()
 	if d := cmp.Diff(stS.Files, stW.Files); d != "" {
 		t.Errorf("ownership state differs (-sync +watch):\n%s", d)
 	}
@@ -251,22 +250,12 @@ func drainReports(r *run) {
 	}
 }
 
-// oneShot is `mirrorctl sync`: plan.Build and apply.Run under the lock.
+// oneShot is `mirrorctl sync`: the same pipeline, as a command runs it.
 func oneShot(t *testing.T, h *testHost, s *spec.Spec) {
 	t.Helper()
-	n := h.node()
-	unlock, err := n.Store.Lock(context.Background(), time.Second, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
-	p, err := plan.Build(context.Background(), s, n.Plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := n.Apply
-	opts.Store, opts.Keep, opts.Reason, opts.Log = n.Store, s.Backups.Keep, "sync", slog.New(slog.DiscardHandler)
-	if _, err := apply.Run(context.Background(), p, opts); err != nil {
+	o := h.node().Apply
+	o.Who, o.Trigger = "test", "sync"
+	if _, err := apply.Sync(context.Background(), s, o); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -227,7 +227,7 @@ func (l *Loop) logReport(r *Report) {
 	l.log.Info("synced", args...)
 }
 
-func describe(as []engines.Action) string {
+func describe(as []engines.Activation) string {
 	var parts []string
 	for _, a := range as {
 		parts = append(parts, a.Disruption.String()+" "+a.Engine)

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/mirrorctl/mirrorctl/apply"
+	"github.com/mirrorctl/mirrorctl/hostexec"
 	"github.com/mirrorctl/mirrorctl/state"
 	"github.com/mirrorctl/mirrorctl/systemd"
 )
@@ -30,14 +31,20 @@ func (g *globalFlags) systemdDial() (func(context.Context) (systemd.Bus, error),
 	return func(ctx context.Context) (systemd.Bus, error) { return systemd.Dial(ctx, "") }, ""
 }
 
-// withLock runs f holding the node lock, so sync, rollback and watch never interleave.
-func (g *globalFlags) withLock(ctx context.Context, who string, f func() error) error {
-	unlock, err := state.Open(g.root).Lock(ctx, g.lockWait, who)
+// applyOptions are the pipeline's options for a command; who names it for
+// the lock, trigger for the record.
+func (g *globalFlags) applyOptions(who, trigger string) (apply.Options, error) {
+	log, err := g.logger()
 	if err != nil {
-		return err
+		return apply.Options{}, err
 	}
-	defer unlock()
-	return f()
+	dial, why := g.systemdDial()
+	return apply.Options{
+		Root: g.host, Store: state.Open(g.host), Versions: hostexec.New(g.host),
+		Only: g.engines, Dial: dial, PendingWhy: why,
+		Health: g.health, HealthTimeout: g.healthWait,
+		LockTimeout: g.lockWait, Who: who, Trigger: trigger, Log: log,
+	}, nil
 }
 
 // applyExit maps apply's errors to exit codes.

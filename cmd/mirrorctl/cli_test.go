@@ -12,8 +12,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/internal/hosttest"
-	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/systemd"
 	"github.com/mirrorctl/mirrorctl/systemd/systemdtest"
 )
@@ -59,7 +60,7 @@ func (h *host) run(stdin string, args ...string) (code int, stdout, stderr strin
 	g := &globalFlags{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb}
 	g.dial = func(context.Context) (systemd.Bus, error) { return h.rec, nil }
 	if h.healthy != nil {
-		g.health = func(_ context.Context, _ string, e *plan.Engine) error { return h.healthy(e.Detection.Engine) }
+		g.health = func(_ context.Context, _ *hostfs.Root, a engines.Activation) error { return h.healthy(a.Engine) }
 	}
 	code = runWith(context.Background(), g, append([]string{"--root", h.root}, args...))
 	return code, out.String(), errb.String()
@@ -70,6 +71,20 @@ func (h *host) snapshot() map[string]string {
 	h.t.Helper()
 	// The lock file is mirrorctl's own and holds no content.
 	return hosttest.Snapshot(h.t, h.root, func(rel string) bool { return rel == "var/lib/mirrorctl/lock" })
+}
+
+// ownership is state.json without the record of the last sync: what
+// mirrorctl owns and owes, which a failed sync or a rollback must put back
+// exactly (the record of the failure is new).
+func (h *host) ownership() string {
+	h.t.Helper()
+	var st map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(h.read("/var/lib/mirrorctl/state.json")), &st); err != nil {
+		h.t.Fatal(err)
+	}
+	delete(st, "last")
+	b, _ := json.Marshal(st)
+	return string(b)
 }
 
 func (h *host) read(hostPath string) string {
@@ -151,7 +166,7 @@ func TestSyncRollsBackWhenTheRestartFails(t *testing.T) {
 		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
 	}
 	h.calls()
-	before := h.snapshot()
+	before, owned := h.snapshot(), h.ownership()
 	h.rec.Results = map[string][]string{"containerd.service": {"failed"}}
 	h.rec.States = map[string]systemd.UnitState{"containerd.service": {LoadState: "loaded", ActiveState: "active", Result: "exit-code"}}
 	code, _, errOut := h.run("", "--config", h.spec("https://nexus.example.internal:8443", "https://g.example.internal", "other-user"), "sync")
@@ -169,12 +184,15 @@ func TestSyncRollsBackWhenTheRestartFails(t *testing.T) {
 	}
 	after := h.snapshot()
 	for path, v := range before {
-		if strings.HasPrefix(path, "var/lib/mirrorctl/backups/") {
-			continue // the backup sets grow; state.json must be as before
+		if strings.HasPrefix(path, "var/lib/mirrorctl/backups/") || path == "var/lib/mirrorctl/state.json" {
+			continue // the backup sets grow; state.json records the failure
 		}
 		if after[path] != v {
 			t.Errorf("%s not restored: %s -> %s", path, v, after[path])
 		}
+	}
+	if got := h.ownership(); got != owned {
+		t.Errorf("ownership not restored:\n%s\nwant\n%s", got, owned)
 	}
 }
 
@@ -280,7 +298,7 @@ func TestRollbackRestoresThePreviousSet(t *testing.T) {
 	if code, _, e := h.run("", "--config", specA, "sync", "--adopt"); code != exitOK {
 		t.Fatal(e)
 	}
-	afterA := h.snapshot()
+	afterA, ownedA := h.snapshot(), h.ownership()
 	if code, _, e := h.run("", "--config", specB, "sync"); code != exitOK {
 		t.Fatal(e)
 	}
@@ -290,12 +308,15 @@ func TestRollbackRestoresThePreviousSet(t *testing.T) {
 		t.Fatalf("rollback: exit %d\n%s%s", code, out, errOut)
 	}
 	for path, v := range afterA {
-		if strings.HasPrefix(path, "var/lib/mirrorctl/backups/") {
+		if strings.HasPrefix(path, "var/lib/mirrorctl/backups/") || path == "var/lib/mirrorctl/state.json" {
 			continue
 		}
 		if got := h.snapshot()[path]; got != v {
 			t.Errorf("%s after rollback: %s, want %s", path, got, v)
 		}
+	}
+	if got := h.ownership(); got != ownedA {
+		t.Errorf("ownership after rollback:\n%s\nwant\n%s", got, ownedA)
 	}
 	// Only hosts.toml changed between A and B: the rollback restarts nothing.
 	if c := h.calls(); len(c) != 0 {

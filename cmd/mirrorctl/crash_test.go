@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/state"
 )
 
@@ -196,7 +197,28 @@ func writeTree(root string, n fileTree) error {
 // backup sets (named by time) and the lock file (it holds the last pid).
 func ignoredInTree(rel string) bool {
 	rel = filepath.ToSlash(rel)
-	return rel == "var/lib/mirrorctl/backups" || strings.HasPrefix(rel, "var/lib/mirrorctl/backups/") || rel == "var/lib/mirrorctl/lock"
+	return rel == "var/lib/mirrorctl/backups" || strings.HasPrefix(rel, "var/lib/mirrorctl/backups/") || rel == "var/lib/mirrorctl/lock" ||
+		rel == "var/lib/mirrorctl/versions.json" // a cache, keyed by inode
+}
+
+// ownership is state.json as the crash test compares it: what mirrorctl
+// owns and owes. The record of the last sync holds times and backup ids,
+// and whether mirrorctl created a file it finds holding its bytes after a
+// kill cannot be known: neither is compared.
+func ownership(data string) string {
+	var st struct {
+		Version int                       `json:"version"`
+		Files   map[string]map[string]any `json:"files"`
+		Pending []map[string]any          `json:"pending"`
+	}
+	if err := json.Unmarshal([]byte(data), &st); err != nil {
+		return "unparsable: " + err.Error() + "\n" + data
+	}
+	for _, f := range st.Files {
+		delete(f, "created")
+	}
+	b, _ := json.MarshalIndent(st, "", "  ")
+	return string(b)
 }
 
 // engineReadable reports whether a leftover file's name could be read as
@@ -527,6 +549,9 @@ func (r *crashRig) iteration(dir string, delay time.Duration, changing []string)
 		}
 		a, inA := r.treeA[p]
 		b, inB := r.treeB[p]
+		if p == stateRel && inA && inB && (ownership(e.data) == ownership(a.data) || ownership(e.data) == ownership(b.data)) {
+			continue // the record of the last sync differs by time
+		}
 		switch {
 		case (inA && e == a) || (inB && e == b):
 			if slices.Contains(changing, p) && inB && e == b {
@@ -564,8 +589,13 @@ func (r *crashRig) iteration(dir string, delay time.Duration, changing []string)
 			o.newFiles++ // removed, as B wants
 		}
 	}
-	if _, err := state.Open(root).Load(); err != nil {
-		problems = append(problems, fmt.Sprintf("state after the kill: %v", err))
+	if hr, err := hostfs.Open(root); err != nil {
+		problems = append(problems, fmt.Sprintf("opening the root: %v", err))
+	} else {
+		if _, err := state.Open(hr).Load(); err != nil {
+			problems = append(problems, fmt.Sprintf("state after the kill: %v", err))
+		}
+		hr.Close()
 	}
 	if len(problems) > 0 {
 		return o, fmt.Errorf("after the kill:\n  %s\nsync output:\n%s", strings.Join(problems, "\n  "), out.String())
@@ -596,6 +626,9 @@ func diffTrees(want, got fileTree, skip map[string]bool) string {
 			continue
 		}
 		g, ok := got[p]
+		if ok && p == stateRel && g.mode == w.mode && ownership(g.data) == ownership(w.data) {
+			continue
+		}
 		switch {
 		case !ok:
 			lines = append(lines, fmt.Sprintf("  missing %s (want %v)", p, w))
@@ -676,7 +709,7 @@ func (r *crashRig) replay(t *testing.T, killed fileTree) {
 	if diff := diffTrees(r.treeB, got, nil); diff != "" {
 		t.Errorf("sync B after the kill does not converge to the tree of a clean sync of B:\n%s\nsync output:\n%s", diff, out)
 	}
-	if d := cmp.Diff(r.treeB[stateRel].data, got[stateRel].data); d != "" {
+	if d := cmp.Diff(ownership(r.treeB[stateRel].data), ownership(got[stateRel].data)); d != "" {
 		t.Errorf("state.json (-clean sync of B +after the kill):\n%s", d)
 	}
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/hostexec"
 	"github.com/mirrorctl/mirrorctl/plan"
 )
 
@@ -27,14 +29,14 @@ func runDetect(ctx context.Context, g *globalFlags) error {
 	if err != nil {
 		return err
 	}
-	p, err := plan.Build(ctx, s, plan.Options{Root: g.root, Only: g.engines})
+	p, err := plan.Build(ctx, s, plan.Options{Root: g.host, Only: g.engines, Engines: detectOnly(), Version: hostexec.New(g.host).Version})
 	if err != nil {
 		return err
 	}
 	if g.output == "json" {
-		var out []jsonEngine
+		out := []engines.Detection{}
 		for _, e := range p.Engines {
-			out = append(out, detectionJSON(e.Detection))
+			out = append(out, e.Detection)
 		}
 		return writeJSON(g.stdout, out)
 	}
@@ -42,10 +44,21 @@ func runDetect(ctx context.Context, g *globalFlags) error {
 	fmt.Fprintln(tw, "ENGINE\tFOUND\tMANAGED\tVERSION\tUNIT\tSOCKET\tPATHS\tREASON")
 	for _, e := range p.Engines {
 		d := e.Detection
+		paths := strings.Join(nonEmpty(d.Config, d.CertsDir), ",")
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Engine, yesNo(d.Found), yesNo(d.Managed), dash(d.Version),
-			dash(d.Unit), dash(d.Socket), dash(strings.Join(d.Paths, ",")), d.Reason)
+			dash(d.Unit), dash(d.Socket), dash(paths), d.Reason)
 	}
 	return tw.Flush()
+}
+
+func nonEmpty(s ...string) []string {
+	var out []string
+	for _, x := range s {
+		if x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func yesNo(b bool) string {

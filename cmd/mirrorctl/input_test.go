@@ -111,8 +111,8 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		all.WriteString(out + errOut)
 	}
 	got := all.String()
-	if !strings.Contains(got, "<redacted>") {
-		t.Fatalf("no redacted value in any output; the test no longer exercises a diff with credentials:\n%s", got)
+	if !strings.Contains(got, "holds credentials: content not shown") {
+		t.Fatalf("no credential file in any plan; the test no longer exercises a diff with credentials:\n%s", got)
 	}
 	for _, l := range leaks {
 		if strings.Contains(got, l) {

@@ -2,16 +2,19 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/mirrorctl/mirrorctl/credentials"
 	"github.com/mirrorctl/mirrorctl/engines"
 	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/render"
+	"github.com/mirrorctl/mirrorctl/spec"
 )
 
-// The JSON shapes of plan, sync and detect output. Field names are part of
+// The JSON shapes of plan, sync, detect and errors. Field names are part of
 // the CLI contract.
 type jsonPlan struct {
 	Pending  bool         `json:"pending"`
@@ -20,18 +23,11 @@ type jsonPlan struct {
 }
 
 type jsonEngine struct {
-	Name       string            `json:"name"`
-	Found      bool              `json:"found"`
-	Managed    bool              `json:"managed"`
-	Version    string            `json:"version,omitempty"`
-	Reason     string            `json:"reason,omitempty"`
-	Unit       string            `json:"unit,omitempty"`
-	Socket     string            `json:"socket,omitempty"`
-	Paths      []string          `json:"paths,omitempty"`
-	Extra      map[string]string `json:"extra,omitempty"`
-	Files      []jsonFile        `json:"files,omitempty"`
-	Disruption string            `json:"disruption,omitempty"`
-	Reason2    string            `json:"activation_reason,omitempty"`
+	engines.Detection
+	Files      []jsonFile          `json:"files,omitempty"`
+	Activation *engines.Activation `json:"activation,omitempty"`
+	// Owed is an activation an earlier sync left to do.
+	Owed *engines.Activation `json:"owed,omitempty"`
 }
 
 type jsonFile struct {
@@ -40,9 +36,41 @@ type jsonFile struct {
 	Diff string `json:"diff,omitempty"`
 }
 
-func detectionJSON(d engines.Detection) jsonEngine {
-	return jsonEngine{Name: d.Engine, Found: d.Found, Managed: d.Managed, Version: d.Version, Reason: d.Reason,
-		Unit: d.Unit, Socket: d.Socket, Paths: d.Paths, Extra: d.Extra}
+// jsonError is what every command prints on stdout with -o json when it fails.
+type jsonError struct {
+	Error    string        `json:"error"`
+	ExitCode int           `json:"exit_code"`
+	Problems []jsonProblem `json:"problems,omitempty"`
+}
+
+// jsonProblem is one spec error, with its place.
+type jsonProblem struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Message string `json:"message"`
+	Hint    string `json:"hint,omitempty"`
+}
+
+func problemsOf(err error, r *credentials.Redactor) []jsonProblem {
+	var se spec.Errors
+	if !errors.As(err, &se) {
+		return nil
+	}
+	var out []jsonProblem
+	for _, e := range se {
+		out = append(out, jsonProblem{File: e.Pos.File, Line: e.Pos.Line, Column: e.Pos.Column, Message: r.String(e.Msg), Hint: r.String(e.Hint)})
+	}
+	return out
+}
+
+// engineNames lists the engines mirrorctl knows, for help texts.
+func engineNames() []string {
+	var out []string
+	for _, e := range engines.All() {
+		out = append(out, e.Name())
+	}
+	return out
 }
 
 // detectLine is the one-line summary logged by every command, e.g.
@@ -68,9 +96,9 @@ func detectLine(p *plan.Plan) string {
 }
 
 func planJSON(p *plan.Plan, withDiff bool) (jsonPlan, error) {
-	out := jsonPlan{Pending: p.Pending(), Warnings: []string{}}
+	out := jsonPlan{Pending: p.HasChanges() || p.Owes(), Warnings: []string{}}
 	for _, e := range p.Engines {
-		je := detectionJSON(e.Detection)
+		je := jsonEngine{Detection: e.Detection, Owed: e.Owed}
 		for _, c := range e.Changes {
 			jf := jsonFile{Path: c.File.Path, Op: string(c.Op)}
 			if withDiff {
@@ -82,14 +110,14 @@ func planJSON(p *plan.Plan, withDiff bool) (jsonPlan, error) {
 			}
 			je.Files = append(je.Files, jf)
 		}
-		if e.Pending() {
-			je.Disruption = e.Action.Disruption.String()
-			je.Reason2 = e.Action.Reason
-		}
-		for _, w := range e.Warnings {
-			out.Warnings = append(out.Warnings, p.Redactor.String(w.String()))
+		if e.HasChanges() {
+			a := e.Activation
+			je.Activation = &a
 		}
 		out.Engines = append(out.Engines, je)
+	}
+	for _, w := range p.AllWarnings() {
+		out.Warnings = append(out.Warnings, p.Redactor.String(w.String()))
 	}
 	return out, nil
 }
@@ -101,12 +129,10 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // printPlanText prints warnings, a diff per changed file and the disruption
-// per engine.
+// per engine, with what earlier syncs left owed.
 func printPlanText(w io.Writer, p *plan.Plan, withDiff bool) error {
-	for _, e := range p.Engines {
-		for _, wn := range e.Warnings {
-			fmt.Fprintln(w, "warning: "+p.Redactor.String(wn.String()))
-		}
+	for _, wn := range p.AllWarnings() {
+		fmt.Fprintln(w, "warning: "+p.Redactor.String(wn.String()))
 	}
 	for _, e := range p.Managed() {
 		for _, c := range e.Changes {
@@ -121,12 +147,15 @@ func printPlanText(w io.Writer, p *plan.Plan, withDiff bool) error {
 		}
 	}
 	for _, e := range p.Managed() {
-		if !e.Pending() {
-			fmt.Fprintf(w, "%s: up to date\n", e.Detection.Engine)
-			continue
+		name := e.Detection.Engine
+		switch {
+		case e.HasChanges():
+			fmt.Fprintf(w, "%s: %d file(s) to change; activation: %s\n", name, len(e.ChangedPaths()), describeAction(e.Due()))
+		case e.Owed != nil:
+			fmt.Fprintf(w, "%s: files up to date; owed from an earlier sync: %s\n", name, describeAction(*e.Owed))
+		default:
+			fmt.Fprintf(w, "%s: up to date\n", name)
 		}
-		fmt.Fprintf(w, "%s: %d file(s) to change; activation: %s", e.Detection.Engine, len(e.ChangedPaths()), describeAction(e.Action))
-		fmt.Fprintln(w)
 	}
 	if len(p.Managed()) == 0 {
 		fmt.Fprintln(w, "no engine to manage: none detected (use --engines or engines.<name>.enabled: true)")
@@ -134,7 +163,7 @@ func printPlanText(w io.Writer, p *plan.Plan, withDiff bool) error {
 	return nil
 }
 
-func describeAction(a engines.Action) string {
+func describeAction(a engines.Activation) string {
 	switch a.Disruption {
 	case engines.None:
 		return "none (the engine re-reads its files)"

@@ -5,7 +5,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mirrorctl/mirrorctl/hostexec"
 	"github.com/mirrorctl/mirrorctl/plan"
+	"github.com/mirrorctl/mirrorctl/spec"
 	"github.com/mirrorctl/mirrorctl/state"
 )
 
@@ -17,9 +19,11 @@ func newPlanCmd(g *globalFlags) *cobra.Command {
 	var f planFlags
 	cmd := &cobra.Command{
 		Use:   "plan",
-		Short: "Show what sync would change: a diff per file (secrets redacted) and the disruption per engine",
+		Short: "Show what sync would change: a diff per file (secrets never shown) and the disruption per engine",
 		Long: `plan renders the spec for every managed engine and compares it with the files on
-disk. It writes nothing. Secrets are redacted in every diff.
+disk. It writes nothing. Files that hold credentials are never shown line by
+line: plan says they change, with their sizes. Reloads and restarts an earlier
+sync left undone (--no-restart) are shown too: the next sync performs them.
 
 With --exit-code it exits 3 when changes are pending (for drift checks).
 
@@ -33,25 +37,28 @@ With --exit-code it exits 3 when changes are pending (for drift checks).
 	return cmd
 }
 
-// buildPlan loads the spec and builds the plan; shared by plan, sync and validate.
+// buildPlan loads the spec and state and builds the plan, writing nothing;
+// shared by plan and validate.
 func buildPlan(ctx context.Context, g *globalFlags) (*plan.Plan, error) {
-	log, err := g.logger()
-	if err != nil {
-		return nil, err
-	}
 	s, err := g.loadSpec()
 	if err != nil {
 		return nil, err
 	}
-	st, err := state.Open(g.root).Load()
+	return planFor(ctx, g, s)
+}
+
+// planFor builds the plan for s as sync would, writing nothing (engine
+// versions come from the cache, or from the binaries without being saved).
+func planFor(ctx context.Context, g *globalFlags, s *spec.Spec) (*plan.Plan, error) {
+	log, err := g.logger()
 	if err != nil {
 		return nil, err
 	}
-	owned := map[string]string{}
-	for path, e := range st.Files {
-		owned[path] = e.Engine
+	st, err := state.Open(g.host).Load()
+	if err != nil {
+		return nil, err
 	}
-	p, err := plan.Build(ctx, s, plan.Options{Root: g.root, Only: g.engines, Owned: owned, Log: log})
+	p, err := plan.Build(ctx, s, plan.Options{Root: g.host, Only: g.engines, State: st, Version: hostexec.New(g.host).Version, Log: log})
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +82,7 @@ func runPlan(ctx context.Context, g *globalFlags, f planFlags) error {
 	} else if err := printPlanText(g.stdout, p, true); err != nil {
 		return err
 	}
-	if f.exitCode && p.Pending() {
+	if f.exitCode && (p.HasChanges() || p.Owes()) {
 		return &exitError{code: exitPending, err: errPending}
 	}
 	return nil

@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mirrorctl/mirrorctl/credentials"
+	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/spec"
 	"github.com/mirrorctl/mirrorctl/systemd"
@@ -63,7 +65,11 @@ type globalFlags struct {
 	// dial overrides how systemd is reached; tests set a recorder here.
 	dial func(ctx context.Context) (systemd.Bus, error)
 	// health overrides the engines' health checks; tests only.
-	health func(ctx context.Context, root string, e *plan.Engine) error
+	health func(ctx context.Context, root *hostfs.Root, a engines.Activation) error
+
+	// host is --root, own mirrorctl's own filesystem (its spec and the
+	// files the spec names), both read through hostfs.
+	host, own *hostfs.Root
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -79,8 +85,23 @@ func (g *globalFlags) configPath() string {
 	return filepath.Join(g.root, "etc/mirrorctl/config.yaml")
 }
 
+// specOptions reads the spec, its drop-ins and the files it names through
+// hostfs: bounded regular files only, and a file in a user's directory with
+// that user's rights.
+func (g *globalFlags) specOptions() spec.Options {
+	return spec.Options{
+		ReadFile: func(name string) ([]byte, error) {
+			abs, err := filepath.Abs(name)
+			if err != nil {
+				return nil, err
+			}
+			return g.own.ReadFile(abs, spec.MaxFileSize)
+		},
+	}
+}
+
 func (g *globalFlags) loadSpec() (*spec.Spec, error) {
-	s, err := spec.Load(g.configPath(), spec.Options{})
+	s, err := spec.Load(g.configPath(), g.specOptions())
 	if err != nil {
 		var se spec.Errors
 		if errors.As(err, &se) {
@@ -98,7 +119,7 @@ func (g *globalFlags) loadSpec() (*spec.Spec, error) {
 func (g *globalFlags) loadSpecOrDefaults() (*spec.Spec, error) {
 	s, err := g.loadSpec()
 	if errors.Is(err, fs.ErrNotExist) && g.config == "" {
-		return spec.Parse("(no spec)", nil, spec.Options{})
+		return spec.Parse("(no spec)", nil, g.specOptions())
 	}
 	return s, err
 }
@@ -118,7 +139,7 @@ Docker (daemon.json, certs.d, config.json), k3s/RKE2 (registries.yaml) and crict
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.config, "config", "", "spec file (default /etc/mirrorctl/config.yaml under --root); drop-ins are read from conf.d/ beside it")
 	pf.StringVar(&g.root, "root", "/", "resolve every host path under this directory")
-	pf.StringSliceVar(&g.engines, "engines", nil, "manage only these engines, even when not detected (containerd,docker,k3s,crictl)")
+	pf.StringSliceVar(&g.engines, "engines", nil, "manage only these engines, even when not detected ("+strings.Join(engineNames(), ",")+")")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
@@ -137,6 +158,13 @@ Docker (daemon.json, certs.d, config.json), k3s/RKE2 (registries.yaml) and crict
 			}
 			g.root = abs
 		}
+		var err error
+		if g.host, err = hostfs.Open(g.root); err != nil {
+			return &exitError{code: exitInput, err: fmt.Errorf("--root: %w", err)}
+		}
+		if g.own, err = hostfs.Open("/"); err != nil {
+			return err
+		}
 		return nil
 	}
 	root.AddCommand(
@@ -148,6 +176,7 @@ Docker (daemon.json, certs.d, config.json), k3s/RKE2 (registries.yaml) and crict
 		newAuthCmd(g),
 		newBackupsCmd(g),
 		newRollbackCmd(g),
+		newStatusCmd(g),
 		newVersionCmd(g),
 		newCloudInitCmd(g), newGenDocsCmd(g),
 	)
@@ -168,21 +197,54 @@ func runWith(ctx context.Context, g *globalFlags, args []string) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
+	for _, r := range []*hostfs.Root{g.host, g.own} {
+		if r != nil {
+			r.Close()
+		}
+	}
 	if err == nil {
 		return exitOK
 	}
-	code := exitFailure
-	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
-	} else if isUsageError(err) {
-		code = exitInput
+	code := exitCodeOf(err)
+	if code == exitPending && errors.Is(err, errPending) {
+		return code
 	}
-	if code != exitPending || !errors.Is(err, errPending) {
-		msg := g.redactor.String(err.Error())
-		fmt.Fprintln(stderr, "mirrorctl: "+strings.ReplaceAll(msg, "\n", "\nmirrorctl: "))
+	msg := g.redactor.String(err.Error())
+	var rep *reportedError
+	if g.output == "json" && !errors.As(err, &rep) {
+		// A script reading -o json gets JSON on every outcome.
+		writeJSON(stdout, jsonError{Error: msg, ExitCode: code, Problems: problemsOf(err, g.redactor)})
 	}
+	fmt.Fprintln(stderr, "mirrorctl: "+strings.ReplaceAll(msg, "\n", "\nmirrorctl: "))
 	return code
+}
+
+// exitCodeOf maps an error to the process exit code.
+func exitCodeOf(err error) int {
+	var ee *exitError
+	var ue *plan.UsageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ue), isUsageError(err):
+		return exitInput
+	}
+	return exitFailure
+}
+
+// reportedError is an error a command already printed as JSON.
+type reportedError struct{ error }
+
+func (e *reportedError) Unwrap() error { return e.error }
+
+// silenced marks err as already printed as JSON (nil stays nil).
+func silenced(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &reportedError{err}
 }
 
 // errPending is returned by `plan --exit-code`; it prints nothing.

@@ -22,10 +22,11 @@ func newSyncCmd(g *globalFlags) *cobra.Command {
 		Short: "Apply the spec: back up, write atomically, reload or restart what changed, check health, roll back on failure",
 		Long: `sync renders the spec for every managed engine, saves a backup set of every file
 it is about to change, writes the changed files atomically, reloads or restarts
-each engine at most once (containerd: nothing for certs.d, restart for
-config.toml; Docker: reload; k3s/RKE2: restart), and asks each activated engine
-whether it works. When one does not, the backup set is restored and the engine
-re-activated. A second run with the same spec writes nothing and restarts nothing.
+each engine at most once, as the engine says its changes need, and asks each
+activated engine whether it works. When one does not, the backup set is
+restored and the engine re-activated. A reload or restart left undone
+(--no-restart, no systemd) is recorded and performed by the next sync. A
+second run with the same spec writes nothing and restarts nothing.
 
 Files mirrorctl did not write are left alone and reported (exit 5) unless
 --adopt is given.
@@ -33,83 +34,83 @@ Files mirrorctl did not write are left alone and reported (exit 5) unless
 ` + exitCodesHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withLock(cmd.Context(), "mirrorctl sync", func() error {
-				return runSync(cmd.Context(), g, f)
-			})
+			return runSync(cmd.Context(), g, f)
 		},
 	}
-	cmd.Flags().BoolVar(&f.adopt, "adopt", false, "take over files that mirrorctl did not write (they are backed up first)")
+	cmd.Flags().BoolVar(&f.adopt, "adopt", false, "take over files that mirrorctl did not write (they are backed up first; never deleted)")
 	return cmd
 }
 
 func runSync(ctx context.Context, g *globalFlags, f syncFlags) error {
-	p, err := buildPlan(ctx, g)
+	s, err := g.loadSpec()
 	if err != nil {
 		return err
 	}
-	log, _ := g.logger()
-	for _, e := range p.Managed() {
-		for _, w := range e.Warnings {
-			logWarning(log, w)
+	o, err := g.applyOptions("mirrorctl sync", "sync")
+	if err != nil {
+		return err
+	}
+	o.Adopt = f.adopt
+	res, err := apply.Sync(ctx, s, o)
+	if res != nil && res.Plan != nil {
+		o.Log.Debug("detect: " + detectLine(res.Plan))
+		for _, w := range res.Plan.AllWarnings() {
+			logWarning(o.Log, w)
 		}
 	}
-	dial, why := g.systemdDial()
-	res, err := apply.Run(ctx, p, apply.Options{
-		Root:   g.root,
-		Store:  state.Open(g.root),
-		Dial:   dial,
-		Adopt:  f.adopt,
-		Keep:   p.Spec.Backups.Keep,
-		Reason: "sync",
-		Log:    log,
-		Health: g.health, HealthTimeout: g.healthWait,
-	})
-	if res != nil {
-		if rerr := reportSync(g, res, why, ""); rerr != nil && err == nil {
-			err = rerr
-		}
-	}
-	return applyExit(err)
+	return report(g, res, o.PendingWhy, "", err)
 }
 
-func reportSync(g *globalFlags, res *apply.Result, pendingWhy, restored string) error {
+// jsonSync is the JSON shape of sync and rollback output.
+type jsonSync struct {
+	Restored   string               `json:"restored,omitempty"`
+	Written    []string             `json:"written"`
+	Backup     string               `json:"backup,omitempty"`
+	Done       []engines.Activation `json:"activated"`
+	NotRunning []engines.Activation `json:"not_running"`
+	Pending    []engines.Activation `json:"pending_activation"`
+	PendingWhy string               `json:"pending_reason,omitempty"`
+	Conflicts  []state.Conflict     `json:"conflicts"`
+	Error      string               `json:"error,omitempty"`
+	ExitCode   int                  `json:"exit_code"`
+}
+
+// report prints what a sync or rollback did, its error included (in JSON
+// too), and returns the error with its exit code.
+func report(g *globalFlags, res *apply.Result, pendingWhy, restored string, err error) error {
+	err = applyExit(err)
+	if res == nil {
+		return err // nothing ran: the error alone says it (as JSON too)
+	}
 	if g.output == "json" {
-		type jsonAction struct {
-			Engine     string `json:"engine"`
-			Unit       string `json:"unit,omitempty"`
-			Disruption string `json:"disruption"`
-			Reason     string `json:"reason,omitempty"`
+		out := jsonSync{Restored: restored, Written: orEmpty(res.Written), Backup: res.BackupID,
+			Done: orEmpty(res.Done), NotRunning: orEmpty(res.NotRunning), Pending: orEmpty(res.Pending),
+			PendingWhy: pendingWhy, Conflicts: orEmpty(res.Conflicts)}
+		if len(res.Pending) == 0 {
+			out.PendingWhy = ""
 		}
-		conv := func(as []engines.Action) []jsonAction {
-			out := []jsonAction{}
-			for _, a := range as {
-				out = append(out, jsonAction{a.Engine, a.Unit, a.Disruption.String(), a.Reason})
-			}
-			return out
+		if err != nil {
+			out.Error, out.ExitCode = g.redactor.String(err.Error()), exitCodeOf(err)
 		}
-		conflicts := []string{}
-		for _, c := range res.Conflicts {
-			conflicts = append(conflicts, c.String())
+		if werr := writeJSON(g.stdout, out); werr != nil && err == nil {
+			return werr
 		}
-		return writeJSON(g.stdout, struct {
-			Restored   string       `json:"restored,omitempty"`
-			Written    []string     `json:"written"`
-			Backup     string       `json:"backup,omitempty"`
-			Done       []jsonAction `json:"activated"`
-			NotRunning []jsonAction `json:"not_running"`
-			Pending    []jsonAction `json:"pending_activation"`
-			PendingWhy string       `json:"pending_reason,omitempty"`
-			Conflicts  []string     `json:"conflicts"`
-		}{restored, append([]string{}, res.Written...), res.BackupID, conv(res.Done), conv(res.NotRunning), conv(res.Pending), pendingWhy, conflicts})
+		return silenced(err)
+	}
+	if restored != "" {
+		fmt.Fprintf(g.stdout, "restored backup set %s\n", restored)
 	}
 	for _, c := range res.Conflicts {
 		fmt.Fprintf(g.stdout, "conflict: %s\n", c)
 	}
-	if len(res.Written) == 0 {
+	switch {
+	case len(res.Written) > 0:
+		fmt.Fprintf(g.stdout, "wrote %d file(s); backup set %s\n", len(res.Written), res.BackupID)
+	case err != nil:
+		fmt.Fprintln(g.stdout, "nothing was changed")
+	case len(res.Done) == 0 && len(res.Pending) == 0 && len(res.NotRunning) == 0:
 		fmt.Fprintln(g.stdout, "nothing to change")
-		return nil
 	}
-	fmt.Fprintf(g.stdout, "wrote %d file(s); backup set %s\n", len(res.Written), res.BackupID)
 	for _, a := range res.Done {
 		fmt.Fprintf(g.stdout, "activated: %s %s\n", a.Engine, describeAction(a))
 	}
@@ -117,7 +118,14 @@ func reportSync(g *globalFlags, res *apply.Result, pendingWhy, restored string) 
 		fmt.Fprintf(g.stdout, "not running: %s %s — it reads the new files when it starts\n", a.Engine, a.Unit)
 	}
 	for _, a := range res.Pending {
-		fmt.Fprintf(g.stdout, "pending: %s %s — not done: %s\n", a.Engine, describeAction(a), pendingWhy)
+		fmt.Fprintf(g.stdout, "pending: %s %s — not done: %s; the next sync performs it\n", a.Engine, describeAction(a), pendingWhy)
 	}
-	return nil
+	return err
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

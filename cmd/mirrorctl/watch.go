@@ -12,11 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mirrorctl/mirrorctl/apply"
 	"github.com/mirrorctl/mirrorctl/credentials"
-	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/spec"
-	"github.com/mirrorctl/mirrorctl/state"
 	"github.com/mirrorctl/mirrorctl/watch"
 )
 
@@ -122,24 +119,22 @@ func runWatch(ctx context.Context, g *globalFlags, f watchFlags) error {
 	if err != nil {
 		return &exitError{code: exitInput, err: err}
 	}
-	dial, why := g.systemdDial()
-	if dial == nil {
-		log.Warn("reloads and restarts will stay pending", "why", why)
+	o, err := g.applyOptions("mirrorctl watch", "watch")
+	if err != nil {
+		return err
 	}
-	node := &watch.Node{
-		Store:       state.Open(g.root),
-		Plan:        plan.Options{Root: g.root, Only: g.engines},
-		Apply:       apply.Options{Root: g.root, Dial: dial, Adopt: f.adopt, Health: g.health, HealthTimeout: g.healthWait},
-		LockTimeout: g.lockWait,
-		Log:         log,
+	o.Adopt = f.adopt
+	if o.Dial == nil {
+		log.Warn("reloads and restarts will stay pending", "why", o.PendingWhy)
 	}
+	node := &watch.Node{Apply: o, Log: log}
 	var prevSecrets []string
 	loop, err := watch.New(watch.Config{
 		Source:        src,
 		NodeDir:       filepath.Dir(g.configPath()),
 		Verify:        verify,
 		Node:          node,
-		LastGood:      watch.OpenLastGood(g.root),
+		LastGood:      watch.OpenLastGood(g.host),
 		Debounce:      watch.Quiescence{Min: f.debounce, Max: f.debounceMax},
 		Resync:        f.resync,
 		MaxFights:     f.maxFights,

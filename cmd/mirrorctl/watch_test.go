@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mirrorctl/mirrorctl/plan"
+	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/systemd"
 )
 
@@ -108,7 +109,7 @@ func (h *host) startWatch(args ...string) *watching {
 	w := &watching{code: make(chan int, 1), stderr: &syncBuffer{}}
 	g := &globalFlags{stdin: strings.NewReader(""), stdout: io.Discard, stderr: w.stderr}
 	g.dial = func(context.Context) (systemd.Bus, error) { return h.rec, nil }
-	g.health = func(_ context.Context, _ string, e *plan.Engine) error { return nil }
+	g.health = func(context.Context, *hostfs.Root, engines.Activation) error { return nil }
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
 	go func() { w.code <- runWith(ctx, g, append([]string{"--root", h.root}, args...)) }()
