@@ -65,7 +65,7 @@ func TestK3sDetect(t *testing.T) {
 
 func TestK3sDetectVersion(t *testing.T) {
 	h := Host{
-		FS:   hostTree(hostFile("usr/local/bin/k3s"), hostUnit("k3s.service")),
+		FS:      hostTree(hostFile("usr/local/bin/k3s"), hostUnit("k3s.service")),
 		Version: fakeExec(map[string]string{"/usr/local/bin/k3s": "k3s version v1.29.1+k3s1 (5dd33b2b)\ngo version go1.21.6\n"}),
 	}
 	if d := NewK3s().Detect(detectCtx, h, nil); d.Version != "1.29.1" {

@@ -91,7 +91,7 @@ func applyBatch(ctx context.Context, root *hostfs.Root, changes []Change) error 
 		return err
 	}
 	dirty := map[string]bool{}
-	groupDone := map[string]bool{}   // a group's non-primary files were committed
+	groupDone := map[string]bool{}    // a group's non-primary files were committed
 	groupRemoved := map[string]bool{} // a group lost files: its directory may be empty
 	for i, c := range changes {
 		if err := ctx.Err(); err != nil {
