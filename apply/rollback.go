@@ -141,6 +141,7 @@ func (unclaimed) Detect(context.Context, engines.Host, *spec.Spec) engines.Detec
 func (unclaimed) Render(*spec.Spec, engines.Host, engines.Detection) (engines.Result, error) {
 	return engines.Result{}, nil
 }
+func (unclaimed) ParseSettings(any, *spec.Section) any { return nil }
 func (unclaimed) Activation([]render.Change, engines.Detection) engines.Activation {
 	return engines.Activation{Engine: "unclaimed"}
 }

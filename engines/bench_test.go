@@ -22,7 +22,7 @@ func BenchmarkRenderAll(b *testing.B) {
 		fmt.Fprintf(&y, "  mirror%d.example.internal:8443:\n    auth:\n      username: u%d\n      password: p%d-secret\n", i, i, i)
 	}
 	y.WriteString("engines:\n  docker:\n    auth_users: [root]\n")
-	s, err := spec.Parse("bench.yaml", []byte(y.String()), spec.Options{})
+	s, err := spec.Parse("bench.yaml", []byte(y.String()), spec.Options{Engines: Sections()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -41,7 +41,7 @@ type containerdPaths struct {
 	config, certsDir, unit, socket, binary string
 }
 
-func resolveContainerdPaths(c spec.Containerd, fsys fs.FS) containerdPaths {
+func resolveContainerdPaths(c ContainerdSettings, fsys fs.FS) containerdPaths {
 	p := containerdPaths{config: c.Config, certsDir: c.CertsDir, unit: c.Unit, socket: c.Socket, binary: c.Binary}
 	for _, d := range []struct {
 		v   *string
@@ -69,7 +69,7 @@ func (containerd) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
 	if s == nil {
 		s = &spec.Spec{}
 	}
-	set := s.Engines.Containerd
+	set := settingsOf[ContainerdSettings](s, "containerd")
 	p := resolveContainerdPaths(set, h.FS)
 	d := Detection{Engine: "containerd", Unit: p.unit, Socket: p.socket,
 		Config: p.config, CertsDir: p.certsDir, Owns: []string{p.certsDir}}
@@ -81,7 +81,7 @@ func (containerd) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
 			d.Version = parseContainerdVersion(out)
 		}
 	}
-	switch set.Enabled {
+	switch Enabled(s, "containerd") {
 	case spec.Off:
 		d.Reason = "disabled in spec"
 	case spec.On:
@@ -163,7 +163,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	if s == nil {
 		s = &spec.Spec{}
 	}
-	set := s.Engines.Containerd
+	set := settingsOf[ContainerdSettings](s, "containerd")
 	p := resolveContainerdPaths(set, h.FS)
 	rel := parseRelease(d.Version)
 	var header bool

@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/core/remotes/docker/config"
 	"github.com/google/go-cmp/cmp"
+	"github.com/mirrorctl/mirrorctl/spec"
 )
 
 // loadedHost is what matters of a docker.RegistryHost containerd built
@@ -123,7 +124,9 @@ func renderCertsDir(t *testing.T, golden string) string {
 	e := NewContainerd()
 	gc := loadGolden(t, e, filepath.Join("testdata", "containerd", golden+".txtar"))
 	root := t.TempDir()
-	gc.spec.Engines.Containerd.CertsDir = root
+	set := settingsOf[ContainerdSettings](gc.spec, "containerd")
+	set.CertsDir = root
+	gc.spec.Engines["containerd"] = &spec.EngineSection{Enabled: Enabled(gc.spec, "containerd"), Settings: set}
 	res, err := e.Render(gc.spec, Host{FS: gc.in}, gc.det)
 	if err != nil {
 		t.Fatalf("Render: %v", err)

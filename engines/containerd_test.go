@@ -43,7 +43,8 @@ func TestContainerdDetect(t *testing.T) {
 	tests := []struct {
 		name    string
 		fs      fstest.MapFS
-		set     spec.Containerd
+		toggle  spec.Toggle
+		set     ContainerdSettings
 		bin     string // where scriptExec puts the binary, if anywhere
 		out     string // what it prints
 		want    Detection
@@ -59,16 +60,16 @@ func TestContainerdDetect(t *testing.T) {
 			want: Detection{Found: true, Managed: true, Reason: "binary /usr/bin/containerd (version unknown)"}},
 		{name: "unit_file_only", fs: fstest.MapFS{"lib/systemd/system/containerd.service": file("[Unit]")},
 			want: Detection{Found: true, Managed: true, Reason: "unit /lib/systemd/system/containerd.service"}},
-		{name: "disabled_in_spec", fs: fstest.MapFS{"usr/bin/containerd": file("")}, set: spec.Containerd{Enabled: spec.Off},
+		{name: "disabled_in_spec", fs: fstest.MapFS{"usr/bin/containerd": file("")}, toggle: spec.Off,
 			want: Detection{Found: true, Reason: "disabled in spec"}},
-		{name: "forced_on_not_installed", fs: fstest.MapFS{}, set: spec.Containerd{Enabled: spec.On},
+		{name: "forced_on_not_installed", fs: fstest.MapFS{}, toggle: spec.On,
 			want: Detection{Managed: true, Reason: "not installed; enabled in spec"}},
 		{name: "existing_v3_config_unknown_version",
 			fs:   fstest.MapFS{"usr/bin/containerd": file(""), "etc/containerd/config.toml": file("version = 3\n")},
 			want: Detection{Found: true, Managed: true, Reason: "binary /usr/bin/containerd (version unknown)"}},
 		{name: "custom_paths",
 			fs:  fstest.MapFS{"opt/bin/containerd": file(""), "etc/systemd/system/ctrd.service": file("")},
-			set: spec.Containerd{Binary: "/opt/bin/containerd", Unit: "ctrd.service", Config: "/srv/ctrd.toml", CertsDir: "/srv/certs.d/", Socket: "/run/ctrd.sock"},
+			set: ContainerdSettings{Binary: "/opt/bin/containerd", Unit: "ctrd.service", Config: "/srv/ctrd.toml", CertsDir: "/srv/certs.d/", Socket: "/run/ctrd.sock"},
 			bin: "/opt/bin/containerd", out: v2,
 			want: Detection{Found: true, Managed: true, Version: "2.4.2", Reason: "binary /opt/bin/containerd v2.4.2"}},
 	}
@@ -83,7 +84,7 @@ func TestContainerdDetect(t *testing.T) {
 			if tt.bin != "" {
 				h.Version = scriptExec(t, tt.bin, tt.out)
 			}
-			s := &spec.Spec{Engines: spec.Engines{Containerd: tt.set}}
+			s := engineSpec("containerd", tt.toggle, tt.set)
 			got := NewContainerd().Detect(detectCtx, h, s)
 			want := tt.want
 			want.Engine, want.Unit, want.Socket = "containerd", "containerd.service", "/run/containerd/containerd.sock"

@@ -43,11 +43,8 @@ func NewCrictl() Engine { return crictlEngine{} }
 
 func (crictlEngine) Name() string { return "crictl" }
 
-func crictlSettingsOf(s *spec.Spec) spec.Crictl {
-	var c spec.Crictl
-	if s != nil {
-		c = s.Engines.Crictl
-	}
+func crictlSettingsOf(s *spec.Spec) CrictlSettings {
+	c := settingsOf[CrictlSettings](s, "crictl")
 	c.Config = cmp.Or(c.Config, crictlConfig)
 	return c
 }
@@ -71,7 +68,7 @@ func (e crictlEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detectio
 		}
 	}
 	var why string
-	d.Managed, why = toggleManaged(toggleOf(s, func(e spec.Engines) spec.Toggle { return e.Crictl.Enabled }), d.Found)
+	d.Managed, why = toggleManaged(Enabled(s, "crictl"), d.Found)
 	d.Reason = joinReason(found, why)
 	return d
 }
@@ -157,7 +154,7 @@ func deleteKey(m *yaml.Node, key string) bool {
 
 // crictlEndpoint picks the CRI endpoint: the spec's, else the detected
 // socket, else crictl's own first guess, with a warning.
-func crictlEndpoint(c spec.Crictl, h Host, d Detection, w *warnList) string {
+func crictlEndpoint(c CrictlSettings, h Host, d Detection, w *warnList) string {
 	if c.Endpoint != "" {
 		if strings.HasPrefix(c.Endpoint, "/") {
 			return "unix://" + c.Endpoint // crictl wants a scheme

@@ -29,9 +29,9 @@ func TestCrictlDetect(t *testing.T) {
 		{name: "cri_dockerd_var_run", fs: hostTree(hostFile("usr/bin/crictl"), hostFile("var/run/cri-dockerd.sock")),
 			wantFound: true, wantManaged: true, wantSocket: "/var/run/cri-dockerd.sock"},
 		{name: "disabled", fs: hostTree(hostFile("usr/bin/crictl")),
-			spec: &spec.Spec{Engines: spec.Engines{Crictl: spec.Crictl{Enabled: spec.Off}}}, wantFound: true},
+			spec: engineSpec("crictl", spec.Off, nil), wantFound: true},
 		{name: "spec_config_path", fs: hostTree(hostFile("opt/crictl.yaml")),
-			spec: &spec.Spec{Engines: spec.Engines{Crictl: spec.Crictl{Config: "/opt/crictl.yaml"}}}, wantFound: true, wantManaged: true},
+			spec: engineSpec("crictl", "", CrictlSettings{Config: "/opt/crictl.yaml"}), wantFound: true, wantManaged: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := Host{FS: c.fs}
@@ -71,7 +71,7 @@ func TestCrictlEndpointChoice(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := &warnList{engine: "crictl"}
-			got := crictlEndpoint(spec.Crictl{Endpoint: c.endpoint}, Host{FS: c.fs}, c.d, w)
+			got := crictlEndpoint(CrictlSettings{Endpoint: c.endpoint}, Host{FS: c.fs}, c.d, w)
 			if got != c.want || (len(w.list) > 0) != c.warned {
 				t.Errorf("crictlEndpoint = %q, warnings %v", got, w.list)
 			}
@@ -81,7 +81,8 @@ func TestCrictlEndpointChoice(t *testing.T) {
 
 // The timeout is written as a YAML integer: crictl reads it with strconv.Atoi.
 func TestCrictlTimeoutInteger(t *testing.T) {
-	s := &spec.Spec{Engines: spec.Engines{Crictl: spec.Crictl{Timeout: 30}}, Mirrors: map[string]*spec.Mirror{"docker.io": {}}}
+	s := engineSpec("crictl", "", CrictlSettings{Timeout: 30})
+	s.Mirrors = map[string]*spec.Mirror{"docker.io": {}}
 	res, err := NewCrictl().Render(s, Host{FS: hostTree(hostFile("etc/crictl.yaml", "timeout: \"2\"\n"))}, Detection{Socket: "/run/containerd/containerd.sock"})
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	"github.com/mirrorctl/mirrorctl/spec"
 )
 
-// Docker defaults; spec.Engines.Docker overrides each of them.
+// Docker defaults; engines.docker in the spec overrides each of them.
 const (
 	dockerDaemonJSON = "/etc/docker/daemon.json"
 	dockerCertsDir   = "/etc/docker/certs.d"
@@ -44,10 +44,7 @@ type dockerSettings struct {
 }
 
 func dockerSettingsOf(s *spec.Spec) dockerSettings {
-	c := spec.Docker{}
-	if s != nil {
-		c = s.Engines.Docker
-	}
+	c := settingsOf[DockerSettings](s, "docker")
 	return dockerSettings{
 		daemonJSON: cmp.Or(c.DaemonJSON, dockerDaemonJSON),
 		certsDir:   cmp.Or(c.CertsDir, dockerCertsDir),
@@ -87,7 +84,7 @@ func (e dockerEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detectio
 		}
 	}
 	var why string
-	d.Managed, why = toggleManaged(toggleOf(s, func(e spec.Engines) spec.Toggle { return e.Docker.Enabled }), d.Found)
+	d.Managed, why = toggleManaged(Enabled(s, "docker"), d.Found)
 	d.Reason = joinReason(found, why)
 	return d
 }
@@ -324,12 +321,4 @@ type warnList struct {
 
 func (w *warnList) add(pos spec.Pos, format string, args ...any) {
 	w.list = append(w.list, Warning{Engine: w.engine, Pos: pos, Message: fmt.Sprintf(format, args...)})
-}
-
-// toggleOf reads an engine's toggle from a possibly nil spec.
-func toggleOf(s *spec.Spec, get func(spec.Engines) spec.Toggle) spec.Toggle {
-	if s == nil {
-		return spec.Auto
-	}
-	return get(s.Engines)
 }

@@ -61,7 +61,7 @@ func dockerCerts(s *spec.Spec, certsDir string, insecure []string, w *warnList) 
 // credentials: the CLI sends them per request.
 func dockerAuthFiles(s *spec.Spec, h Host, w *warnList) ([]render.File, error) {
 	entries, hosts := dockerAuthEntries(s, w)
-	users := s.Engines.Docker.AuthUsers
+	users := settingsOf[DockerSettings](s, "docker").AuthUsers
 	if len(entries) > 0 && len(users) == 0 {
 		w.add(spec.Pos{}, "credentials not given to Docker; set engines.docker.auth_users")
 	}

@@ -38,19 +38,19 @@ func TestDockerDetect(t *testing.T) {
 		{
 			name:      "disabled",
 			fs:        hostTree(hostFile("usr/bin/dockerd")),
-			spec:      &spec.Spec{Engines: spec.Engines{Docker: spec.Docker{Enabled: spec.Off}}},
+			spec:      engineSpec("docker", spec.Off, nil),
 			wantFound: true,
 		},
 		{
 			name:        "forced_on",
 			fs:          hostTree(),
-			spec:        &spec.Spec{Engines: spec.Engines{Docker: spec.Docker{Enabled: spec.On}}},
+			spec:        engineSpec("docker", spec.On, nil),
 			wantManaged: true,
 		},
 		{
 			name:      "spec_binary",
 			fs:        hostTree(hostFile("opt/docker/dockerd")),
-			spec:      &spec.Spec{Engines: spec.Engines{Docker: spec.Docker{Binary: "/opt/docker/dockerd"}}},
+			spec:      engineSpec("docker", "", DockerSettings{Binary: "/opt/docker/dockerd"}),
 			exec:      map[string]string{"/opt/docker/dockerd": "Docker version 28.2.2, build e6534b4"},
 			wantFound: true, wantManaged: true, wantVersion: "28.2.2",
 		},
@@ -214,7 +214,7 @@ func TestParseJSONObject(t *testing.T) {
 func TestDockerConfigJSONOwner(t *testing.T) {
 	s := &spec.Spec{
 		Configs: map[string]*spec.Config{"r.example.com": {Auth: &spec.Auth{Username: "u", Password: credentials.NewSecret("p")}}},
-		Engines: spec.Engines{Docker: spec.Docker{AuthUsers: []string{"alice"}}},
+		Engines: engineSpec("docker", "", DockerSettings{AuthUsers: []string{"alice"}}).Engines,
 	}
 	h := Host{FS: hostTree(hostFile("etc/passwd", "alice:x:1000:1001::/home/alice:/bin/sh\n"))}
 	res, err := NewDocker().Render(s, h, Detection{})

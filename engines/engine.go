@@ -171,6 +171,10 @@ type Engine interface {
 	// must be deterministic and must reproduce its own output byte for byte
 	// when run on it again.
 	Render(s *spec.Spec, h Host, d Detection) (Result, error)
+	// ParseSettings reads the engine's engines.<name>: section of the spec
+	// over prev (what earlier files set; nil at first) and returns the
+	// engine's settings (see settings.go).
+	ParseSettings(prev any, sec *spec.Section) any
 	// Activation says what the engine needs after changes (all of them to
 	// its own files, as planned against the disk), and the probe that
 	// proves it worked. Plain data.
@@ -209,22 +213,4 @@ func readOptional(fsys fs.FS, hostPath string) ([]byte, bool, error) {
 
 func isNotExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist)
-}
-
-// Enabled is the `enabled:` toggle the spec sets for the named engine.
-func Enabled(s *spec.Spec, name string) spec.Toggle {
-	if s == nil {
-		return spec.Auto
-	}
-	switch name {
-	case "containerd":
-		return s.Engines.Containerd.Enabled
-	case "docker":
-		return s.Engines.Docker.Enabled
-	case "k3s":
-		return s.Engines.K3s.Enabled
-	case "crictl":
-		return s.Engines.Crictl.Enabled
-	}
-	return spec.Auto
 }

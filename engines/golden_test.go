@@ -101,6 +101,7 @@ func loadGolden(t *testing.T, e Engine, file string) *goldenCase {
 		t.Fatal("no spec.yaml section")
 	}
 	opts := spec.Options{
+		Engines: Sections(),
 		ReadFile: func(name string) ([]byte, error) {
 			if b, ok := aux[path.Clean(name)]; ok {
 				return b, nil

@@ -104,10 +104,7 @@ type k3sLayout struct {
 
 // layoutOf resolves the spec's overrides, then detection, then defaults.
 func layoutOf(s *spec.Spec, distFound, unitFound string) k3sLayout {
-	var c spec.K3s
-	if s != nil {
-		c = s.Engines.K3s
-	}
+	c := settingsOf[K3sSettings](s, "k3s")
 	l := k3sLayout{dist: cmp.Or(c.Distribution, distFound, "k3s")}
 	l.registries = cmp.Or(c.Registries, path.Join("/etc/rancher", l.dist, "registries.yaml"))
 	l.certs = path.Join(path.Dir(l.registries), "mirrorctl-certs")
@@ -145,7 +142,7 @@ func (e k3sEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
 		}
 	}
 	var why string
-	d.Managed, why = toggleManaged(toggleOf(s, func(e spec.Engines) spec.Toggle { return e.K3s.Enabled }), d.Found)
+	d.Managed, why = toggleManaged(Enabled(s, "k3s"), d.Found)
 	d.Reason = joinReason(reason, why)
 	return d
 }
@@ -154,7 +151,7 @@ func (e k3sEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	w := &warnList{engine: e.Name()}
 	p := probeK3s(h.FS)
 	l := layoutOf(s, cmp.Or(d.Distribution, p.dist.name), d.Unit)
-	if p.both && (s == nil || s.Engines.K3s.Distribution == "") {
+	if p.both && settingsOf[K3sSettings](s, "k3s").Distribution == "" {
 		w.add(spec.Pos{}, "both k3s and rke2 are installed; rendering for %s (set engines.k3s.distribution to choose)", l.dist)
 	}
 

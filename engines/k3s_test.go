@@ -40,10 +40,10 @@ func TestK3sDetect(t *testing.T) {
 		{name: "both_with_units_prefers_k3s", fs: hostTree(hostUnit("k3s.service"), hostUnit("rke2-agent.service")),
 			wantFound: true, wantDist: "k3s", wantUnt: "k3s.service"},
 		{name: "spec_distribution_and_unit", fs: hostTree(hostFile("usr/local/bin/k3s"), hostUnit("k3s.service")),
-			spec:      &spec.Spec{Engines: spec.Engines{K3s: spec.K3s{Distribution: "rke2", Unit: "rke2-agent"}}},
+			spec:      engineSpec("k3s", "", K3sSettings{Distribution: "rke2", Unit: "rke2-agent"}),
 			wantFound: true, wantDist: "rke2", wantUnt: "rke2-agent.service"},
 		{name: "spec_distribution_drops_other_unit", fs: hostTree(hostUnit("k3s.service")),
-			spec:      &spec.Spec{Engines: spec.Engines{K3s: spec.K3s{Distribution: "rke2"}}},
+			spec:      engineSpec("k3s", "", K3sSettings{Distribution: "rke2"}),
 			wantFound: true, wantDist: "rke2", wantUnt: "rke2-server.service"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

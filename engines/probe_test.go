@@ -46,6 +46,15 @@ func hostUnit(name string) hostOpt {
 }
 
 // fakeExec answers "<bin> --version" from a table.
+// engineSpec is a spec whose engines.<name> section has toggle (auto when
+// empty) and settings.
+func engineSpec(name string, toggle spec.Toggle, settings any) *spec.Spec {
+	if toggle == "" {
+		toggle = spec.Auto
+	}
+	return &spec.Spec{Engines: spec.Engines{name: {Enabled: toggle, Settings: settings}}}
+}
+
 func fakeExec(out map[string]string) func(context.Context, string, ...string) (string, error) {
 	return func(_ context.Context, bin string, args ...string) (string, error) {
 		if o, ok := out[bin]; ok && len(args) == 1 && args[0] == "--version" {

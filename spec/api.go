@@ -13,4 +13,7 @@ type Options struct {
 	Glob func(pattern string) ([]string, error)
 	// LookupEnv resolves `password_env`; nil means os.LookupEnv.
 	LookupEnv func(key string) (string, bool)
+	// Engines reads each engine's engines.<name>: section, by engine name
+	// (engines.Sections()); a section of any other name is an error.
+	Engines map[string]SectionParser
 }

@@ -17,8 +17,8 @@ func TestLoadCentralResolvesAgainstTheNode(t *testing.T) {
 		"secrets/nexus": testPassword + "\n",
 		"ca.crt":        "NODE CA",
 		"conf.d/10-local.yaml": `engines:
-  containerd:
-    unit: containerd-custom.service
+  demo:
+    unit: demo-custom.service
 `,
 	})
 	const name = "https://config.example.com/fleet/mirrors.yaml"
@@ -33,7 +33,7 @@ configs:
     tls:
       ca_file: ca.crt
 `
-	s, err := LoadCentral(name, []byte(central), node, Options{})
+	s, err := LoadCentral(name, []byte(central), node, opts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +47,8 @@ configs:
 	if c.Pos.File != name {
 		t.Errorf("position in %q, want the central name", c.Pos.File)
 	}
-	if s.Engines.Containerd.Unit != "containerd-custom.service" {
-		t.Errorf("drop-in not merged: unit %q", s.Engines.Containerd.Unit)
+	if d, _ := s.Engine("demo").Settings.(demo); d.Unit != "demo-custom.service" {
+		t.Errorf("drop-in not merged: unit %q", d.Unit)
 	}
 	want := []string{name, filepath.Join(node, "conf.d/10-local.yaml")}
 	if !slices.Equal(s.Files, want) {
@@ -66,11 +66,11 @@ func TestLoadCentralEqualsLoad(t *testing.T) {
 		"conf.d/10-secrets.yaml": "backups: {keep: 3}\n",
 	})
 	main := filepath.Join(dir, "config.yaml")
-	want, err := Load(main, Options{})
+	want, err := Load(main, opts())
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadCentral(main, []byte(centralSpec), dir, Options{})
+	got, err := LoadCentral(main, []byte(centralSpec), dir, opts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestLoadCentralErrors(t *testing.T) {
 	node := writeFiles(t, map[string]string{"conf.d/30-bad.yaml": "backups: {keep: -1}\n"})
 	const name = "https://config.example.com/mirrors.yaml"
 	central := "configs:\n  r.example.com:\n    auth:\n      username: u\n      password_file: secrets/missing\n"
-	_, err := LoadCentral(name, []byte(central), node, Options{})
+	_, err := LoadCentral(name, []byte(central), node, opts())
 	var errs Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("error %v is not spec.Errors", err)

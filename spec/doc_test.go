@@ -1,20 +1,23 @@
-package spec
+package spec_test
 
 import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/spec"
 )
 
 // TestDocExamples: every complete YAML example in docs/spec.md is a valid
-// spec. Skeletons with <placeholders> are skipped; referenced files are
-// stubbed.
+// spec, engine sections read by the engines themselves. Skeletons with
+// <placeholders> are skipped; referenced files are stubbed.
 func TestDocExamples(t *testing.T) {
 	doc, err := os.ReadFile("../docs/spec.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{ReadFile: func(string) ([]byte, error) { return []byte("x"), nil }}
+	opts := spec.Options{Engines: engines.Sections(), ReadFile: func(string) ([]byte, error) { return []byte("x"), nil }}
 	n := 0
 	for i, block := range strings.Split(string(doc), "```yaml\n")[1:] {
 		block, _, _ = strings.Cut(block, "```")
@@ -22,7 +25,7 @@ func TestDocExamples(t *testing.T) {
 			continue
 		}
 		n++
-		if _, err := Parse("docs/spec.md", []byte(block), opts); err != nil {
+		if _, err := spec.Parse("docs/spec.md", []byte(block), opts); err != nil {
 			t.Errorf("example %d:\n%s\n%v", i+1, block, err)
 		}
 	}

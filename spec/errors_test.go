@@ -182,40 +182,26 @@ func TestParseErrors(t *testing.T) {
 			pos: "4:29", msg: "insecure_skip_verify: expected a boolean"},
 
 		// engines: and backups:
-		{name: "engine_unknown", spec: "engines:\n  dockerd: {}\n",
-			pos: "2:3", msg: `unknown key "dockerd" in engines`, hint: "did you mean docker?"},
-		{name: "engine_rke2", spec: "engines:\n  rke2: {enabled: true}\n",
-			pos: "2:3", msg: `unknown key "rke2"`, hint: "distribution: rke2"},
-		{name: "engine_not_mapping", spec: "engines:\n  docker: true\n",
-			pos: "2:11", msg: "engines.docker: expected a mapping, got a boolean"},
-		{name: "enabled_bad", spec: "engines:\n  containerd:\n    enabled: maybe\n",
+		{name: "engine_unknown", spec: "engines:\n  dem: {}\n",
+			pos: "2:3", msg: `unknown engine "dem" in engines`, hint: "did you mean demo?"},
+		{name: "engine_not_mapping", spec: "engines:\n  demo: true\n",
+			pos: "2:9", msg: "engines.demo: expected a mapping, got a boolean"},
+		{name: "enabled_bad", spec: "engines:\n  demo:\n    enabled: maybe\n",
 			pos: "3:14", msg: `enabled: expected auto, true or false, got "maybe"`, hint: "write auto, true or false"},
-		{name: "path_relative", spec: "engines:\n  containerd:\n    config: etc/containerd/config.toml\n",
-			pos: "3:13", msg: `config: "etc/containerd/config.toml" is not an absolute path`, hint: "/etc/containerd/config.toml"},
-		{name: "path_not_string", spec: "engines:\n  docker:\n    daemon_json: {path: /etc/docker/daemon.json}\n",
-			pos: "3:18", msg: "daemon_json: expected a string, got a mapping"},
-		{name: "schema_bad", spec: "engines:\n  containerd:\n    schema: 4\n",
-			pos: "3:13", msg: "schema: 4 is not", hint: "2 or 3"},
-		{name: "schema_string", spec: "engines:\n  containerd:\n    schema: v3\n",
-			pos: "3:13", msg: "schema: expected a whole number, got a string"},
-		{name: "credentials_bad", spec: "engines:\n  containerd:\n    credentials: hosts\n",
-			pos: "3:18", msg: `credentials: unknown value "hosts"`, hint: "config, header"},
-		{name: "containerd_config_path_alias", spec: "engines:\n  containerd:\n    config_path: /etc/containerd/certs.d\n",
-			pos: "3:5", msg: `unknown key "config_path" in engines.containerd`, hint: "did you mean certs_dir?"},
-		{name: "unit_bad", spec: "engines:\n  docker:\n    unit: /lib/systemd/system/docker.service\n",
-			pos: "3:11", msg: "is not a unit name", hint: "docker.service"},
-		{name: "auth_users_string", spec: "engines:\n  docker:\n    auth_users: root\n",
-			pos: "3:17", msg: "auth_users: expected a list of strings, got a string"},
-		{name: "auth_users_duplicate", spec: "engines:\n  docker:\n    auth_users: [root, ci, root]\n",
-			pos: "3:28", msg: `duplicate "root" (first at NAME:3:18)`},
-		{name: "distribution_bad", spec: "engines:\n  k3s:\n    distribution: k8s\n",
-			pos: "3:19", msg: `distribution: unknown value "k8s"`, hint: "k3s, rke2"},
-		{name: "crictl_timeout_duration", spec: "engines:\n  crictl:\n    timeout: 2s\n",
-			pos: "3:14", msg: "timeout: expected a whole number, got a string", hint: "whole seconds"},
-		{name: "crictl_timeout_negative", spec: "engines:\n  crictl:\n    timeout: -1\n",
-			pos: "3:14", msg: "must not be negative"},
-		{name: "crictl_endpoint_path", spec: "engines:\n  crictl:\n    endpoint: /run/containerd/containerd.sock\n",
-			pos: "3:15", msg: "not a unix:// socket URL", hint: "unix:///run/containerd/containerd.sock"},
+		{name: "section_unknown_key", spec: "engines:\n  demo:\n    paht: /x\n",
+			pos: "3:5", msg: `unknown key "paht" in engines.demo`, hint: "did you mean path?"},
+		{name: "path_relative", spec: "engines:\n  demo:\n    path: etc/demo.conf\n",
+			pos: "3:11", msg: `path: "etc/demo.conf" is not an absolute path`, hint: "/etc/demo.conf"},
+		{name: "path_not_string", spec: "engines:\n  demo:\n    path: {p: /etc/demo.conf}\n",
+			pos: "3:11", msg: "path: expected a string, got a mapping"},
+		{name: "int_string", spec: "engines:\n  demo:\n    n: three\n",
+			pos: "3:8", msg: "n: expected a whole number, got a string"},
+		{name: "enum_bad", spec: "engines:\n  demo:\n    mode: quick\n",
+			pos: "3:11", msg: `mode: unknown value "quick"`, hint: "fast, slow"},
+		{name: "unit_bad", spec: "engines:\n  demo:\n    unit: /lib/systemd/system/demo.service\n",
+			pos: "3:11", msg: "is not a unit name", hint: "demo.service"},
+		{name: "list_string", spec: "engines:\n  demo:\n    list: root\n",
+			pos: "3:11", msg: "list: expected a list of strings, got a string"},
 		{name: "backups_keep_zero", spec: "backups:\n  keep: 0\n",
 			pos: "2:9", msg: "keep: 0 is less than 1", hint: "at least 1"},
 		{name: "backups_keep_string", spec: "backups:\n  keep: ten\n",
@@ -277,15 +263,15 @@ configs:
     auth:
       identitytoken: x
 engines:
-  containerd: {schema: 4}
+  demo: {mode: 4}
 backups: {keep: 0}
 `
-	_, err := Parse("spec.yaml", []byte(spec), Options{})
+	_, err := Parse("spec.yaml", []byte(spec), opts())
 	var errs Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("error %v is not spec.Errors", err)
 	}
-	want := []string{"spec.yaml:3:5", "spec.yaml:4:16", "spec.yaml:8:7", "spec.yaml:10:24", "spec.yaml:11:17"}
+	want := []string{"spec.yaml:3:5", "spec.yaml:4:16", "spec.yaml:8:7", "spec.yaml:10:16", "spec.yaml:11:17"}
 	var got []string
 	for _, e := range errs {
 		got = append(got, e.Pos.String())

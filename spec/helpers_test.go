@@ -58,9 +58,36 @@ func writeFilesIn(t *testing.T, dir string, files map[string]string) string {
 
 // envOpts resolves password_env from env only, never the real environment.
 func envOpts(env map[string]string) Options {
-	return Options{LookupEnv: func(k string) (string, bool) {
+	return Options{Engines: demoEngines(), LookupEnv: func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
+	}}
+}
+
+// opts are the options of most tests: the demo engine's section is known.
+func opts() Options { return Options{Engines: demoEngines()} }
+
+// demo is an engine's settings as the spec tests see them: the engines'
+// own readers live in package engines and are tested there.
+type demo struct {
+	Path, Unit, Mode string
+	N                int
+	List             []string
+}
+
+// demoEngines knows one engine, "demo", whose section reads every kind of
+// value Section offers.
+func demoEngines() map[string]SectionParser {
+	return map[string]SectionParser{"demo": func(prev any, sec *Section) any {
+		d, _ := prev.(demo)
+		sec.Fields(
+			Field{"path", func(v Value) { d.Path, _ = v.AbsPath("/etc/demo.conf") }},
+			Field{"unit", func(v Value) { d.Unit, _ = v.Unit("demo.service") }},
+			Field{"mode", func(v Value) { d.Mode, _ = v.Enum("fast", "slow") }},
+			Field{"n", func(v Value) { d.N, _ = v.Int("write a number") }},
+			Field{"list", func(v Value) { d.List, _, _ = v.Strings("write a list") }},
+		)
+		return d
 	}}
 }
 

@@ -102,15 +102,15 @@ func globEscape(s string) string {
 }
 
 func newSpec() *Spec {
-	return &Spec{Mirrors: map[string]*Mirror{}, Configs: map[string]*Config{}}
+	return &Spec{Mirrors: map[string]*Mirror{}, Configs: map[string]*Config{}, Engines: Engines{}}
 }
 
 // setDefaults fills what an absent key means, so consumers never see an
 // empty Toggle or a zero Keep.
 func (s *Spec) setDefaults() {
-	for _, t := range []*Toggle{&s.Engines.Containerd.Enabled, &s.Engines.Docker.Enabled, &s.Engines.K3s.Enabled, &s.Engines.Crictl.Enabled} {
-		if *t == "" {
-			*t = Auto
+	for _, e := range s.Engines {
+		if e.Enabled == "" {
+			e.Enabled = Auto
 		}
 	}
 	if s.Backups.Keep == 0 {
@@ -149,7 +149,7 @@ func (p *parser) document(s *Spec, data []byte) {
 	p.fields(root, "the spec", []field{
 		{"mirrors", func(_, v *yaml.Node) { p.mirrors(s, v) }},
 		{"configs", func(_, v *yaml.Node) { p.configs(s, v) }},
-		{"engines", func(_, v *yaml.Node) { p.engines(&s.Engines, v) }},
+		{"engines", func(_, v *yaml.Node) { p.engines(s, v) }},
 		{"backups", func(_, v *yaml.Node) { p.backups(&s.Backups, v) }},
 	})
 }

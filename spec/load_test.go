@@ -26,11 +26,10 @@ configs:
     tls:
       ca_file: ca.crt
 engines:
-  containerd:
+  demo:
     enabled: false
-    config: /etc/containerd/config.toml
-  docker:
-    auth_users: [root]
+    path: /etc/demo.conf
+    list: [root]
 backups:
   keep: 5
 `
@@ -50,8 +49,8 @@ func TestLoadDropIns(t *testing.T) {
   docker.io:
     endpoint: [https://local-cache.example.com]
 engines:
-  containerd:
-    unit: containerd-custom.service
+  demo:
+    unit: demo-custom.service
 backups:
   keep: 7
 `,
@@ -61,7 +60,7 @@ backups:
 		"secrets/nexus":       testPassword + "\n",
 	})
 	main := filepath.Join(dir, "config.yaml")
-	got, err := Load(main, Options{})
+	got, err := Load(main, opts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +75,7 @@ backups:
 		TLS:  &TLS{CAFile: filepath.Join(dir, "ca.crt"), CA: []byte("CENTRAL CA")},
 	}
 	// engines: and backups: override field by field, later files last.
-	want.Engines.Containerd = Containerd{Enabled: Off, Config: "/etc/containerd/config.toml", Unit: "containerd-custom.service"}
-	want.Engines.Docker.AuthUsers = []string{"root"}
+	want.Engines["demo"] = &EngineSection{Enabled: Off, Settings: demo{Path: "/etc/demo.conf", Unit: "demo-custom.service", List: []string{"root"}}}
 	want.Backups.Keep = 8
 	if diff := cmp.Diff(want, got, cmpSpec()); diff != "" {
 		t.Errorf("merged spec (-want +got):\n%s", diff)
@@ -106,12 +104,13 @@ func TestLoadDropInOrder(t *testing.T) {
 		"conf.d/b.yaml":  "backups: {keep: 2}\n",
 		"conf.d/10.yaml": "backups: {keep: 3}\n",
 	})
-	opts := Options{Glob: func(pattern string) ([]string, error) {
+	o := opts()
+	o.Glob = func(pattern string) ([]string, error) {
 		m, err := filepath.Glob(pattern)
 		slices.Reverse(m)
 		return m, err
-	}}
-	s, err := Load(filepath.Join(dir, "config.yaml"), opts)
+	}
+	s, err := Load(filepath.Join(dir, "config.yaml"), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +121,7 @@ func TestLoadDropInOrder(t *testing.T) {
 
 func TestLoadNoConfD(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"config.yaml": "mirrors:\n  docker.io: {endpoint: [m.example.com]}\n"})
-	s, err := Load(filepath.Join(dir, "config.yaml"), Options{})
+	s, err := Load(filepath.Join(dir, "config.yaml"), opts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +140,7 @@ func TestLoadGlobMetaInDir(t *testing.T) {
 		"x/config.yaml":          "",
 		"[x]/conf.d/other.yamlx": "nope",
 	})
-	s, err := Load(filepath.Join(root, "[x]/config.yaml"), Options{})
+	s, err := Load(filepath.Join(root, "[x]/config.yaml"), opts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +151,7 @@ func TestLoadGlobMetaInDir(t *testing.T) {
 
 func TestLoadMissingMain(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "config.yaml")
-	_, err := Load(missing, Options{})
+	_, err := Load(missing, opts())
 	if err == nil {
 		t.Fatal("Load succeeded")
 	}
@@ -173,7 +172,7 @@ func TestLoadErrorsNameTheirFile(t *testing.T) {
 		"conf.d/20-ok.yaml":  "backups: {keep: 2}\n",
 		"conf.d/30-bad.yaml": "backups: {keep: -1}\n",
 	})
-	_, err := Load(filepath.Join(dir, "config.yaml"), Options{})
+	_, err := Load(filepath.Join(dir, "config.yaml"), opts())
 	var errs Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("error %v is not spec.Errors", err)

@@ -101,7 +101,7 @@ func checkEndpoint(raw string) (key, msg, hint string) {
 	}
 	switch {
 	case u.RawQuery != "" || u.ForceQuery:
-		return "", "must not have a query string", "remove the ?… part; containerd adds ?ns=<registry> itself"
+		return "", "must not have a query string", "remove the ?… part; engines add their own query (?ns=<registry>)"
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return "", "must not have a fragment", "remove the #… part"
 	case u.Hostname() == "":

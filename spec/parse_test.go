@@ -17,12 +17,7 @@ func base() *Spec {
 	return &Spec{
 		Mirrors: map[string]*Mirror{},
 		Configs: map[string]*Config{},
-		Engines: Engines{
-			Containerd: Containerd{Enabled: Auto},
-			Docker:     Docker{Enabled: Auto},
-			K3s:        K3s{Enabled: Auto},
-			Crictl:     Crictl{Enabled: Auto},
-		},
+		Engines: Engines{},
 		Backups: Backups{Keep: 10},
 	}
 }
@@ -272,32 +267,13 @@ configs:
       username: admin
       password_file: secrets/nexus
 engines:
-  containerd:
+  demo:
     enabled: true
-    config: /etc/containerd/config.toml
-    certs_dir: /etc/containerd/certs.d/
-    unit: containerd.service
-    socket: /run/containerd/containerd.sock
-    binary: /usr/local/bin/containerd
-    schema: 3
-    credentials: header
-  docker:
-    enabled: false
-    daemon_json: /etc/docker/daemon.json
-    certs_dir: /etc/docker/certs.d
-    unit: docker.service
-    socket: /var/run/docker.sock
-    binary: /usr/bin/dockerd
-    auth_users: [root, ci]
-  k3s:
-    enabled: auto
-    distribution: rke2
-    registries: /etc/rancher/rke2/registries.yaml
-    unit: rke2-agent
-  crictl:
-    config: /etc/crictl.yaml
-    endpoint: unix:///run/containerd/containerd.sock
-    timeout: 10
+    path: /etc/demo.conf
+    unit: demo.service
+    mode: slow
+    n: 3
+    list: [root, ci]
 backups:
   keep: 3
 `,
@@ -313,27 +289,30 @@ backups:
 				}
 				s.Configs["nexus.example.com:8443"] = &Config{Auth: &Auth{Username: "admin", Password: secret("env-" + testPassword), PasswordEnv: "NEXUS_PASSWORD"}}
 				s.Configs["nexus.example.com"] = &Config{Auth: &Auth{Username: "admin", Password: secret(testPassword), PasswordFile: filepath.Join(dir, "secrets/nexus")}}
-				s.Engines = Engines{
-					Containerd: Containerd{Enabled: On, Config: "/etc/containerd/config.toml", CertsDir: "/etc/containerd/certs.d",
-						Unit: "containerd.service", Socket: "/run/containerd/containerd.sock", Binary: "/usr/local/bin/containerd",
-						Schema: 3, Credentials: "header"},
-					Docker: Docker{Enabled: Off, DaemonJSON: "/etc/docker/daemon.json", CertsDir: "/etc/docker/certs.d",
-						Unit: "docker.service", Socket: "/var/run/docker.sock", Binary: "/usr/bin/dockerd", AuthUsers: []string{"root", "ci"}},
-					K3s:    K3s{Enabled: Auto, Distribution: "rke2", Registries: "/etc/rancher/rke2/registries.yaml", Unit: "rke2-agent"},
-					Crictl: Crictl{Enabled: Auto, Config: "/etc/crictl.yaml", Endpoint: "unix:///run/containerd/containerd.sock", Timeout: 10},
-				}
+				s.Engines = Engines{"demo": {Enabled: On, Settings: demo{Path: "/etc/demo.conf", Unit: "demo.service", Mode: "slow", N: 3, List: []string{"root", "ci"}}}}
 				s.Backups.Keep = 3
 				return s
 			},
 		},
 		{
 			name: "toggle_yaml_booleans",
-			spec: "engines:\n  containerd: {enabled: false}\n  docker: {enabled: yes}\n  k3s: {enabled: \"auto\"}\n  crictl: {enabled: off}\n",
+			spec: "engines:\n  demo: {enabled: yes}\n",
 			want: with(func(s *Spec) {
-				s.Engines.Containerd.Enabled = Off
-				s.Engines.Docker.Enabled = On
-				s.Engines.K3s.Enabled = Auto
-				s.Engines.Crictl.Enabled = Off
+				s.Engines["demo"] = &EngineSection{Enabled: On, Settings: demo{}}
+			}),
+		},
+		{
+			name: "toggle_yaml_boolean_off",
+			spec: "engines:\n  demo: {enabled: off}\n",
+			want: with(func(s *Spec) {
+				s.Engines["demo"] = &EngineSection{Enabled: Off, Settings: demo{}}
+			}),
+		},
+		{
+			name: "toggle_auto_quoted",
+			spec: "engines:\n  demo: {enabled: \"auto\"}\n",
+			want: with(func(s *Spec) {
+				s.Engines["demo"] = &EngineSection{Enabled: Auto, Settings: demo{}}
 			}),
 		},
 	}
@@ -374,7 +353,7 @@ configs:
       insecure_skip_verify: true
     auth: {username: admin, password: x}
 `
-	got, err := Parse("spec.yaml", []byte(spec), Options{})
+	got, err := Parse("spec.yaml", []byte(spec), opts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +393,7 @@ func TestPasswordFileTrim(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := writeFiles(t, map[string]string{"pw": tt.content})
 			spec := "configs:\n  r.example.com:\n    auth:\n      username: u\n      password_file: pw\n"
-			s, err := Parse(filepath.Join(dir, "spec.yaml"), []byte(spec), Options{})
+			s, err := Parse(filepath.Join(dir, "spec.yaml"), []byte(spec), opts())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -429,7 +408,7 @@ func TestPasswordFileAbsolute(t *testing.T) {
 	secrets := writeFiles(t, map[string]string{"nexus": testPassword + "\n"})
 	spec := "configs:\n  r.example.com:\n    auth:\n      username: u\n      password_file: " + filepath.Join(secrets, "nexus") + "\n"
 	// The spec lives elsewhere: an absolute path must not be joined to its dir.
-	s, err := Parse(filepath.Join(t.TempDir(), "spec.yaml"), []byte(spec), Options{})
+	s, err := Parse(filepath.Join(t.TempDir(), "spec.yaml"), []byte(spec), opts())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func loadSecretSpec(t *testing.T) *Spec {
 		"client.cert": "-----BEGIN CERTIFICATE-----\nCERT\n-----END CERTIFICATE-----\n",
 		"client.key":  "KEY-" + testPassword,
 	})
-	s, err := Parse(filepath.Join(dir, "spec.yaml"), []byte(secretSpec), Options{})
+	s, err := Parse(filepath.Join(dir, "spec.yaml"), []byte(secretSpec), opts())
 	if err != nil {
 		t.Fatal(err)
 	}

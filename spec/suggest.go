@@ -35,10 +35,6 @@ func keyAlias(key string) string {
 		return "password_file"
 	case "env":
 		return "password_env"
-	case "dockerd":
-		return "docker"
-	case "cri":
-		return "crictl"
 	case "retain", "retention":
 		return "keep"
 	case "daemon":
@@ -62,8 +58,6 @@ func suggestKey(key string, known []string) string {
 	case lower == "token" && has("auth") && has("identity_token"):
 		// The old k3s docs showed `token:`, which k3s never read (k3s-io/docs#589).
 		return "did you mean auth (base64 of user:password) or identity_token?"
-	case lower == "rke2" && has("k3s"):
-		return "RKE2 is handled by the k3s engine: write k3s: {distribution: rke2}"
 	}
 	// Same letters, different spelling: identitytoken, passwordFile, ca-file.
 	for _, k := range known {

@@ -133,68 +133,6 @@ const (
 	Off  Toggle = "false"
 )
 
-// Engines is the `engines:` extension. Empty fields take the defaults listed
-// in each engine's doc comment in package engines.
-type Engines struct {
-	Containerd Containerd
-	Docker     Docker
-	K3s        K3s
-	Crictl     Crictl
-}
-
-// Containerd settings.
-type Containerd struct {
-	Enabled Toggle
-	// Config is config.toml; CertsDir is the single config_path directory.
-	Config   string
-	CertsDir string
-	Unit     string
-	Socket   string
-	Binary   string
-	// Schema forces the config.toml version (2 or 3); 0 detects it.
-	Schema int
-	// Credentials says where registry credentials go: "config" (config.toml
-	// registry.configs.<host>.auth; needs a restart), "header" (a Basic
-	// Authorization header in hosts.toml; live, no restart) or "auto" (the
-	// default: header from containerd 2.1, config before).
-	Credentials string
-}
-
-// Docker settings.
-type Docker struct {
-	Enabled    Toggle
-	DaemonJSON string
-	CertsDir   string
-	Unit       string
-	Socket     string
-	Binary     string
-	// AuthUsers are the users whose ~/.docker/config.json receives `auths`
-	// for registries with credentials.
-	AuthUsers []string
-}
-
-// K3s settings; the engine serves both k3s and RKE2.
-type K3s struct {
-	Enabled Toggle
-	// Distribution is "k3s" or "rke2"; empty detects it.
-	Distribution string
-	// Registries is the registries.yaml path; empty follows Distribution.
-	Registries string
-	// Unit is the unit to restart; empty picks the active one of k3s,
-	// k3s-agent, rke2-server, rke2-agent.
-	Unit string
-}
-
-// Crictl settings.
-type Crictl struct {
-	Enabled Toggle
-	Config  string
-	// Endpoint overrides the detected CRI socket, e.g. "unix:///run/containerd/containerd.sock".
-	Endpoint string
-	// Timeout in whole seconds; 0 leaves the key as it is.
-	Timeout int
-}
-
 // Backups is the `backups:` extension.
 type Backups struct {
 	// Keep is how many backup sets to retain; 0 means the default (10).

@@ -324,11 +324,11 @@ func (l *Loop) onProbe(ctx context.Context, rs []probeResult) {
 		}
 	}
 	for _, r := range wentDown {
-		l.log.Warn("mirror down: containerd's hosts.toml leaves it out until it answers again",
+		l.log.Warn("mirror down: engines that follow mirror health live leave it out until it answers again",
 			"endpoint", r.url, "registries", l.health.registries(r.url), "failed_probes", l.health.fails[r.url], "err", r.err)
 	}
 	for _, r := range cameUp {
-		l.log.Info("mirror up again: back in containerd's hosts.toml", "endpoint", r.url, "registries", l.health.registries(r.url))
+		l.log.Info("mirror up again: back in every engine's configuration", "endpoint", r.url, "registries", l.health.registries(r.url))
 	}
 	if len(wentDown) == 0 && len(cameUp) == 0 {
 		return

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,8 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/spec"
 )
 
@@ -25,12 +26,6 @@ import (
 // default, so that `mirrorctl sync` and the packaged units find it.
 const nodeSpecDir = "/etc/mirrorctl"
 
-// engineUnits are the units the first-boot sync is ordered before; the same
-// list as mirrorctl-sync.service's Before= (packaging/systemd).
-var engineUnits = []string{
-	"containerd.service", "docker.service", "k3s.service", "k3s-agent.service",
-	"rke2-server.service", "rke2-agent.service", "crio.service",
-}
 
 const cloudInitLong = `cloud-init prints a #cloud-config for a node's first boot. It carries the spec
 (--config) to /etc/mirrorctl/config.yaml and every file the spec names
@@ -107,7 +102,7 @@ func runCloudInit(g *globalFlags, f cloudInitFlags) error {
 		}
 		secrets[node] = file
 	}
-	ud, err := buildUserData(g.configPath(), secrets, f.pkg, f.pkgSHA256)
+	ud, err := buildUserData(g.own, g.configPath(), secrets, f.pkg, f.pkgSHA256)
 	if err != nil {
 		return err
 	}
@@ -150,7 +145,7 @@ type cloudConfig struct {
 // /etc/mirrorctl/config.yaml, so every reference resolves to its node path)
 // while reading the content from the local files, and turns what was read
 // into write_files.
-func buildUserData(specPath string, secrets map[string]string, pkg, pkgSHA string) (*userData, error) {
+func buildUserData(own *hostfs.Root, specPath string, secrets map[string]string, pkg, pkgSHA string) (*userData, error) {
 	localDir := filepath.Dir(specPath)
 	mainNode := path.Join(nodeSpecDir, "config.yaml")
 	dropInDir := path.Join(nodeSpecDir, "conf.d")
@@ -170,12 +165,13 @@ func buildUserData(specPath string, secrets map[string]string, pkg, pkgSHA strin
 		return "", fmt.Errorf("%s is outside %s on the node: give its content with --secret %s=FILE", node, nodeSpecDir, node)
 	}
 	opts := spec.Options{
+		Engines: engines.Sections(),
 		ReadFile: func(node string) ([]byte, error) {
 			local, err := localOf(node)
 			if err != nil {
 				return nil, err
 			}
-			b, err := os.ReadFile(local)
+			b, err := readLocal(own, local, spec.MaxFileSize)
 			if err != nil {
 				var pe *fs.PathError
 				if errors.As(err, &pe) && node != mainNode {
@@ -252,7 +248,7 @@ func buildUserData(specPath string, secrets map[string]string, pkg, pkgSHA strin
 
 	script := []string{"set -eu"}
 	if pkg != "" {
-		lines, wf, warn, err := packageInstall(pkg, pkgSHA)
+		lines, wf, warn, err := packageInstall(own, pkg, pkgSHA)
 		if err != nil {
 			return nil, &exitError{code: exitInput, err: err}
 		}
@@ -271,7 +267,7 @@ func buildUserData(specPath string, secrets map[string]string, pkg, pkgSHA strin
 		"--description=mirrorctl first-boot sync (from cloud-init user-data)",
 		"--property=Type=oneshot", "--property=RemainAfterExit=yes", "--property=TimeoutStartSec=15min",
 		"--property=After=cloud-init.service",
-		"--property=Before=" + strings.Join(append([]string{"mirrorctl-sync.service", "mirrorctl.service"}, engineUnits...), " "),
+		"--property=Before=" + strings.Join(append([]string{"mirrorctl-sync.service", "mirrorctl.service"}, engines.BootUnits()...), " "),
 		"/bin/sh", "-c", strings.Join(script, "\n"),
 	}}
 
@@ -320,7 +316,7 @@ const pkgCacheDir = "/var/cache/mirrorctl"
 
 // packageInstall returns the shell lines that install pkg on the node, the
 // write_files entry that carries it when it is a local file, and warnings.
-func packageInstall(pkg, sha string) (lines []string, wf *writeFile, warnings []string, err error) {
+func packageInstall(own *hostfs.Root, pkg, sha string) (lines []string, wf *writeFile, warnings []string, err error) {
 	isURL := strings.HasPrefix(pkg, "https://") || strings.HasPrefix(pkg, "http://")
 	name := filepath.Base(pkg)
 	if isURL {
@@ -373,7 +369,7 @@ func packageInstall(pkg, sha string) (lines []string, wf *writeFile, warnings []
 		}
 		lines = append(lines, `mv "$pkg.part" "$pkg"`)
 	} else {
-		data, rerr := os.ReadFile(pkg)
+		data, rerr := readLocal(own, pkg, maxPackage)
 		if rerr != nil {
 			return nil, nil, nil, fmt.Errorf("--package: %w", rerr)
 		}
@@ -400,4 +396,18 @@ func globQuote(s string) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// maxPackage bounds a package embedded in user-data (far more than any
+// cloud accepts; the command says how much it is).
+const maxPackage = 256 << 20
+
+// readLocal reads a file given on the command line or named by the spec,
+// through hostfs: a bounded regular file, never a FIFO or a device.
+func readLocal(own *hostfs.Root, name string, limit int64) ([]byte, error) {
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return nil, err
+	}
+	return own.ReadFile(abs, limit)
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mirrorctl/mirrorctl/engines"
 	"gopkg.in/yaml.v3"
 )
 
@@ -134,7 +135,7 @@ func (ud parsedUserData) script(t *testing.T) string {
 			before = v
 		}
 	}
-	for _, u := range engineUnits {
+	for _, u := range engines.BootUnits() {
 		if !slices.Contains(strings.Fields(before), u) {
 			t.Errorf("the first-boot unit is not ordered before %s: Before=%s", u, before)
 		}

@@ -90,6 +90,7 @@ func (g *globalFlags) configPath() string {
 // that user's rights.
 func (g *globalFlags) specOptions() spec.Options {
 	return spec.Options{
+		Engines: engines.Sections(),
 		ReadFile: func(name string) ([]byte, error) {
 			abs, err := filepath.Abs(name)
 			if err != nil {
