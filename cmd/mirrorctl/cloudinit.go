@@ -26,7 +26,6 @@ import (
 // default, so that `mirrorctl sync` and the packaged units find it.
 const nodeSpecDir = "/etc/mirrorctl"
 
-
 const cloudInitLong = `cloud-init prints a #cloud-config for a node's first boot. It carries the spec
 (--config) to /etc/mirrorctl/config.yaml and every file the spec names
 (password_file, ca_file, cert_file, key_file) to the path the spec resolves it
