@@ -198,7 +198,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 func TestLoopSignatures(t *testing.T) {
 	h := newTestHost(t)
 	key := newTestKey(t)
-	v, err := ParseVerifier([]byte(key.line), "")
+	v, err := ParseVerifier([]byte(key.line), VerifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestLoopSignatures(t *testing.T) {
 // An unsigned file at start changes nothing at all.
 func TestLoopUnsignedFileAtStart(t *testing.T) {
 	h := newTestHost(t)
-	v, _ := ParseVerifier([]byte(newTestKey(t).line), "")
+	v, _ := ParseVerifier([]byte(newTestKey(t).line), VerifierOptions{})
 	cfgPath := filepath.Join(h.etc, "config.yaml")
 	writeFile(t, cfgPath, specN(1))
 	before := h.files()

@@ -188,6 +188,9 @@ func TestWatchCommand(t *testing.T) {
 
 func TestWatchBadFlags(t *testing.T) {
 	h := newHost(t)
+	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICEpx6d3aKDxhT4FO2K83PZaLRpY7O94pVAr7ZKNLvqX"
+	signers := h.write("allowed_signers", "fleet@example.com "+key+"\n")
+	badOption := h.write("allowed_signers.bad", "# fleet\nfleet@example.com verify-required "+key+"\n")
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -195,6 +198,8 @@ func TestWatchBadFlags(t *testing.T) {
 		{[]string{"watch", "--source", "http://config.example.com/m.yaml"}, "--allow-http"},
 		{[]string{"watch", "--source", "ftp://config.example.com/m.yaml"}, "https:// URL"},
 		{[]string{"watch", "--signature-key", filepath.Join(h.etc, "missing.pub")}, "--signature-key"},
+		{[]string{"watch", "--signature-key", signers}, "line 1 names principals (fleet@example.com), which are checked against --signature-identity"},
+		{[]string{"watch", "--signature-key", badOption, "--signature-identity", "fleet@example.com"}, `allowed_signers.bad: line 2: unsupported option "verify-required"`},
 		{[]string{"watch", "--source", "https://c.example.com/m.yaml", "--ca-file", filepath.Join(h.etc, "secrets/nexus-password")}, "no PEM certificate"},
 		{[]string{"watch", "--metrics-addr", "9477"}, "--metrics-addr"},
 	} {
