@@ -193,8 +193,9 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	}
 }
 
-// With a key configured, a tampered or unsigned config is refused and the
-// node stays as it is; a properly signed one goes through.
+// With a key configured, a tampered, unsigned or serial-less config is
+// refused and the node stays as it is; a properly signed one goes through.
+// Each step waits for its own STATUS line, not for time to pass.
 func TestLoopSignatures(t *testing.T) {
 	h := newTestHost(t)
 	key := newTestKey(t)
@@ -202,8 +203,9 @@ func TestLoopSignatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, srv, ca := newCentral(t, specN(1))
-	c.sig = string(key.sign(t, DefaultNamespace, []byte(specN(1))))
+	cfg1 := "serial: 1\n" + specN(1)
+	c, srv, ca := newCentral(t, cfg1)
+	c.sig = string(key.sign(t, DefaultNamespace, []byte(cfg1)))
 	o := fastHTTP(ca)
 	o.Verify = v
 	r := h.startLoop(Config{Source: newHTTP(t, srv.URL+"/m.yaml", o), Verify: v})
@@ -211,29 +213,45 @@ func TestLoopSignatures(t *testing.T) {
 		t.Fatalf("signed config: %+v", rep)
 	}
 	saved, _ := OpenLastGood(h.root).Load()
-	if saved == nil || string(saved.Sig) != c.sig {
-		t.Errorf("the signature was not kept with the last good config")
+	if saved == nil || string(saved.Sig) != c.sig || saved.Serial != 1 {
+		t.Errorf("the signature and serial were not kept with the last good config: %+v", saved)
 	}
 	before := h.files()
 	m := r.loop.Metrics()
+	status := func(what, says string) {
+		t.Helper()
+		waitFor(t, what, func() bool {
+			return slices.ContainsFunc(r.notes.all(), func(n string) bool { return strings.Contains(n, says) })
+		})
+	}
 
-	c.set(specN(2)) // the old signature: tampered
-	waitFor(t, "a tampered config refused", func() bool { return testutil.ToFloat64(m.fetchErrors.WithLabelValues("signature")) >= 1 })
+	cfg2 := "serial: 2\n" + specN(2)
+	c.set(cfg2) // the old signature: tampered
+	status("a tampered config refused", ErrBadSignature.Error())
 	c.mu.Lock()
 	c.sig = ""
 	c.mu.Unlock()
-	waitFor(t, "an unsigned config refused", func() bool { return testutil.ToFloat64(m.fetchErrors.WithLabelValues("signature")) >= 2 })
-	if !slices.ContainsFunc(r.notes.all(), func(n string) bool { return strings.Contains(n, ErrUnsigned.Error()) }) {
-		t.Errorf("STATUS does not say the config is unsigned: %q", r.notes.all())
+	status("an unsigned config refused", ErrUnsigned.Error())
+	c.set(specN(3)) // unsigned still, then signed without a serial
+	c.mu.Lock()
+	c.sig = string(key.sign(t, DefaultNamespace, []byte(specN(3))))
+	c.mu.Unlock()
+	status("a signed config without a serial refused", "a signed config must carry a serial")
+	if got := testutil.ToFloat64(m.fetchErrors.WithLabelValues("signature")); got < 2 {
+		t.Errorf("%v signature refusals counted, want at least 2", got)
 	}
-	if reps := r.drain(50 * time.Millisecond); len(reps) != 0 {
-		t.Errorf("%d syncs of refused configs", len(reps))
+	if got := testutil.ToFloat64(m.fetchErrors.WithLabelValues("serial")); got != 1 {
+		t.Errorf("%v serial refusals counted, want 1", got)
+	}
+	if n := len(r.reports); n != 0 {
+		t.Errorf("%d syncs of refused configs", n)
 	}
 	if d := cmp.Diff(before, h.files()); d != "" {
 		t.Errorf("files changed by a refused config:\n%s", d)
 	}
+	c.set(cfg2)
 	c.mu.Lock()
-	c.sig = string(key.sign(t, DefaultNamespace, []byte(specN(2))))
+	c.sig = string(key.sign(t, DefaultNamespace, []byte(cfg2)))
 	c.mu.Unlock()
 	if rep := r.next("re-signed"); rep.Err != nil || !strings.Contains(h.read(ghcrHosts), "ghcr-2") {
 		t.Fatalf("properly signed: %+v", rep)
