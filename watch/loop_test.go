@@ -343,6 +343,42 @@ func TestLoopStartsFromLastGoodWhenTheSourceIsDown(t *testing.T) {
 	}
 }
 
+// A source whose first answer is 304 does not stall the start: the last
+// good config is applied and READY=1 sent.
+func TestLoopStartsFromLastGoodOnAFirstNotModified(t *testing.T) {
+	h1 := newTestHost(t)
+	c, srv, ca := newCentral(t, specN(7))
+	url := srv.URL + "/m.yaml"
+	r := h1.startLoop(Config{Source: newHTTP(t, url, fastHTTP(ca))})
+	if rep := r.next("first run"); rep.Err != nil || rep.Generation != 1 {
+		t.Fatalf("first run: %+v", rep)
+	}
+	r.stop()
+
+	h2 := newTestHost(t)
+	h2.etc = h1.etc
+	hosttest.CopyTree(t, filepath.Join(h1.root, "var/lib/mirrorctl/last-good"), filepath.Join(h2.root, "var/lib/mirrorctl/last-good"))
+	c.mu.Lock()
+	c.status = http.StatusNotModified
+	c.mu.Unlock()
+	r2 := h2.startLoop(Config{Source: newHTTP(t, url, fastHTTP(ca))})
+	rep := r2.next("start on a 304")
+	if rep.Trigger != "start" || rep.Err != nil || rep.Generation != 1 || written(rep) == 0 {
+		t.Fatalf("start from last good: %+v", rep)
+	}
+	if d := cmp.Diff(h1.files(), h2.files()); d != "" {
+		t.Errorf("the node from last good differs from the one synced online:\n%s", d)
+	}
+	waitFor(t, "READY=1 with the 304 in STATUS", func() bool {
+		return slices.ContainsFunc(r2.notes.all(), func(n string) bool {
+			return strings.HasPrefix(n, "READY=1\n") && strings.Contains(n, "304 Not Modified")
+		})
+	})
+	if got := testutil.ToFloat64(r2.loop.Metrics().fetchErrors.WithLabelValues("status")); got != 1 {
+		t.Errorf("status errors %v, want 1", got)
+	}
+}
+
 // A drop-in on the node changes: watch re-syncs with it merged.
 func TestLoopFollowsTheNodesDropIns(t *testing.T) {
 	h := newTestHost(t)
