@@ -22,8 +22,9 @@ const DefaultNamespace = "mirrorctl"
 var (
 	// ErrUnsigned: a key is configured but the config has no signature.
 	ErrUnsigned = errors.New("the config is not signed")
-	// ErrBadSignature: the signature does not verify against any
-	// configured key, or was made for another namespace.
+	// ErrBadSignature: the signature does not verify, was made for
+	// another namespace, or no line of the key file accepts its key for
+	// the identity, the namespace and the time.
 	ErrBadSignature = errors.New("the signature does not match the config and the configured keys")
 )
 
