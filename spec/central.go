@@ -40,6 +40,7 @@ func LoadCentral(name string, data []byte, dir string, opts Options) (*Spec, err
 			return nil, fmt.Errorf("reading drop-in: %w", err)
 		}
 		p := newParser(file, opts)
+		p.dropIn = true
 		p.document(s, b)
 		errs = append(errs, p.errs.sorted()...)
 	}

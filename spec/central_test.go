@@ -2,6 +2,7 @@ package spec
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -100,5 +101,52 @@ func TestLoadCentralErrors(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), filepath.Join(node, "secrets/missing")) {
 		t.Errorf("error does not name the node's path:\n%v", err)
+	}
+}
+
+// serial: is the central config's: a node's drop-in cannot set it, under
+// Load or LoadCentral.
+func TestSerialIsTheMainDocuments(t *testing.T) {
+	node := writeFiles(t, map[string]string{
+		"config.yaml":         "serial: 7\n",
+		"conf.d/50-node.yaml": "serial: 99\n",
+	})
+	dropIn := filepath.Join(node, "conf.d/50-node.yaml") + ":1:1: serial: a drop-in cannot set the serial"
+	for name, load := range map[string]func() (*Spec, error){
+		"Load":        func() (*Spec, error) { return Load(filepath.Join(node, "config.yaml"), Options{}) },
+		"LoadCentral": func() (*Spec, error) { return LoadCentral("central.yaml", []byte("serial: 7\n"), node, Options{}) },
+	} {
+		if _, err := load(); err == nil || !strings.Contains(err.Error(), dropIn) {
+			t.Errorf("%s: %v, want %q", name, err, dropIn)
+		}
+	}
+	if err := os.Remove(filepath.Join(node, "conf.d/50-node.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := LoadCentral("central.yaml", []byte("serial: 7\n"), node, Options{}); err != nil || s.Serial != 7 {
+		t.Errorf("LoadCentral: serial %v, %v; want 7", s, err)
+	}
+}
+
+// Serial reads the serial alone, as Parse would.
+func TestSerial(t *testing.T) {
+	for _, tc := range []struct {
+		doc  string
+		want int64
+		err  string
+	}{
+		{"serial: 12\nmirrors: {}\n", 12, ""},
+		{"mirrors:\n  docker.io: {endpoint: [https://m.example.com]}\n", 0, ""},
+		{"# nothing\n", 0, ""},
+		{"base: &b {serial: 5}\n<<: *b\n", 5, ""}, // merge keys count, as in Parse
+		{"serial: 0\n", 0, "c.yaml:1:9: serial: 0 is less than 1"},
+		{"serial: 3\nserial: 4\n", 0, `duplicate key "serial"`},
+		{"serial: [3\n", 0, "invalid YAML"},
+		{"- serial: 3\n", 0, "expected a mapping"},
+	} {
+		got, err := Serial("c.yaml", []byte(tc.doc))
+		if got != tc.want || (tc.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("Serial(%q) = %d, %v; want %d, %q", tc.doc, got, err, tc.want, tc.err)
+		}
 	}
 }

@@ -65,6 +65,7 @@ func Load(mainPath string, opts Options) (*Spec, error) {
 			}
 		}
 		p := newParser(name, opts)
+		p.dropIn = i > 0
 		p.document(s, data)
 		errs = append(errs, p.errs.sorted()...)
 	}
@@ -121,13 +122,29 @@ func (s *Spec) setDefaults() {
 // document reads one file's YAML over s. An empty file, or one with only
 // comments, sets nothing.
 func (p *parser) document(s *Spec, data []byte) {
+	root := p.root(data)
+	if root == nil {
+		return
+	}
+	p.fields(root, "the spec", []field{
+		{"serial", func(k, v *yaml.Node) { p.serial(s, k, v) }},
+		{"mirrors", func(_, v *yaml.Node) { p.mirrors(s, v) }},
+		{"configs", func(_, v *yaml.Node) { p.configs(s, v) }},
+		{"engines", func(_, v *yaml.Node) { p.engines(s, v) }},
+		{"backups", func(_, v *yaml.Node) { p.backups(&s.Backups, v) }},
+	})
+}
+
+// root is the top mapping of one file's YAML: nil when the file is empty
+// or not a single YAML document with a mapping (the errors say why).
+func (p *parser) root(data []byte) *yaml.Node {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if !errors.Is(err, io.EOF) {
 			p.syntaxError(err, data)
 		}
-		return
+		return nil
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
@@ -138,20 +155,15 @@ func (p *parser) document(s *Spec, data []byte) {
 		p.syntaxError(err, data)
 	}
 	if len(doc.Content) == 0 {
-		return
+		return nil
 	}
 	root := resolve(doc.Content[0])
 	if !isNull(root) && root.Kind != yaml.MappingNode {
 		p.errorf(root, "a spec is a mapping with the keys mirrors, configs, engines and backups",
 			"expected a mapping at the top of the file, got %s", kindOf(root))
-		return
+		return nil
 	}
-	p.fields(root, "the spec", []field{
-		{"mirrors", func(_, v *yaml.Node) { p.mirrors(s, v) }},
-		{"configs", func(_, v *yaml.Node) { p.configs(s, v) }},
-		{"engines", func(_, v *yaml.Node) { p.engines(s, v) }},
-		{"backups", func(_, v *yaml.Node) { p.backups(&s.Backups, v) }},
-	})
+	return root
 }
 
 // syntaxError turns a yaml.v3 parse error ("yaml: line 3: ...") into an

@@ -48,6 +48,8 @@ func TestParseValid(t *testing.T) {
 		{name: "document_marker_only", spec: "---\n", want: with(func(*Spec) {})},
 		{name: "null_document", spec: "~\n", want: with(func(*Spec) {})},
 		{name: "empty_sections", spec: "mirrors:\nconfigs: {}\nengines:\nbackups:\n", want: with(func(*Spec) {})},
+		{name: "serial", spec: "serial: 42\nmirrors: {}\n", want: with(func(s *Spec) { s.Serial = 42 })},
+		{name: "serial_null", spec: "serial:\n", want: with(func(*Spec) {})},
 		{
 			name: "k3s_docs_mirrors",
 			spec: `mirrors:

@@ -37,6 +37,10 @@ type Spec struct {
 	Configs map[string]*Config
 	Engines Engines
 	Backups Backups
+	// Serial is the main document's serial: (0 when absent), a number that
+	// grows with each central config published; `mirrorctl watch` refuses
+	// a config whose serial is below the highest it applied. Extension.
+	Serial int64
 	// Files lists the files the spec was read from, main file first.
 	Files []string
 }

@@ -11,10 +11,11 @@ import (
 // parser walks one file's yaml.Node tree. It never stops at the first
 // mistake: every error is collected with its position.
 type parser struct {
-	file string // the name positions carry
-	dir  string // where relative references are resolved
-	opts Options
-	errs Errors
+	file   string // the name positions carry
+	dir    string // where relative references are resolved
+	dropIn bool   // a conf.d file, not the main document
+	opts   Options
+	errs   Errors
 }
 
 func newParser(name string, opts Options) *parser {

@@ -48,11 +48,11 @@ func (l *Loop) applyNew(ctx context.Context, trigger string, c *Snapshot) bool {
 		if l.good == nil || string(l.good.Data) != string(c.Data) {
 			gen++
 		}
-		saved := &Saved{Name: c.Name, Generation: gen, AppliedAt: r.Time.UTC(), Data: c.Data, Sig: c.Sig}
+		saved := &Saved{Name: c.Name, Generation: gen, Serial: max(l.floor, s.Serial), AppliedAt: r.Time.UTC(), Data: c.Data, Sig: c.Sig}
 		if err := l.cfg.LastGood.Save(saved); err != nil {
 			l.log.Error("the config was applied but could not be kept as the last good one", "err", err)
 		}
-		l.good, l.hasFailed = saved, false
+		l.good, l.floor, l.hasFailed = saved, saved.Serial, false
 		r.Generation = gen
 	case "health":
 		l.hasFailed, l.failedSum = true, c.sum()

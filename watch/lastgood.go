@@ -42,12 +42,15 @@ type Saved struct {
 	// Name is where it came from (a path or URL), for positions and logs.
 	Name string `json:"source"`
 	// Generation counts the distinct configs this node has applied.
-	Generation int       `json:"generation"`
-	AppliedAt  time.Time `json:"applied_at"`
-	SHA256     string    `json:"sha256"`
-	SigSHA256  string    `json:"sig_sha256,omitempty"`
-	Data       []byte    `json:"-"`
-	Sig        []byte    `json:"-"`
+	Generation int `json:"generation"`
+	// Serial is the highest serial: this node has applied, this config's
+	// or an earlier one's: configs below it are refused (serial.go).
+	Serial    int64     `json:"serial,omitempty"`
+	AppliedAt time.Time `json:"applied_at"`
+	SHA256    string    `json:"sha256"`
+	SigSHA256 string    `json:"sig_sha256,omitempty"`
+	Data      []byte    `json:"-"`
+	Sig       []byte    `json:"-"`
 }
 
 const (
@@ -84,6 +87,24 @@ func (lg *LastGood) Load() (*Saved, error) {
 		}
 	}
 	return &s, nil
+}
+
+// HighestSerial is the Serial of meta.json alone: it still holds when the
+// config beside it is torn or no longer verifies, so that losing those
+// never reopens the door to an old config.
+func (lg *LastGood) HighestSerial() (int64, error) {
+	meta, err := lg.root.ReadFile(path.Join(lg.Dir, lastGoodMeta), maxLastGood)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading the last good serial: %w", err)
+	}
+	var s Saved
+	if err := json.Unmarshal(meta, &s); err != nil {
+		return 0, fmt.Errorf("reading the last good serial: %s: %w", lastGoodMeta, err)
+	}
+	return s.Serial, nil
 }
 
 // Save replaces the saved config with s. Files are 0600 in a 0700

@@ -102,6 +102,7 @@ type Loop struct {
 	latest    *Snapshot // the newest central content
 	srcErr    error     // the source's current error
 	good      *Saved    // the config the node is on
+	floor     int64     // the highest serial applied: lower ones are refused
 	failedSum [32]byte  // content that failed: not retried by timers
 	hasFailed bool
 	started   bool
@@ -130,6 +131,9 @@ func New(cfg Config) (*Loop, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SpecOptions.Engines == nil {
+		cfg.SpecOptions.Engines = engines.Sections()
 	}
 	if cfg.Node.Log == nil {
 		cfg.Node.Log = cfg.Log
@@ -173,6 +177,11 @@ func (l *Loop) Run(ctx context.Context) error {
 		l.log.Error("ignoring the last good config", "err", err)
 	} else {
 		l.good = good
+	}
+	if floor, err := l.cfg.LastGood.HighestSerial(); err != nil {
+		l.log.Error("the highest serial applied is unknown; any serial is accepted until one is applied", "err", err)
+	} else {
+		l.floor = floor
 	}
 	l.m.generation.Set(float64(l.generation()))
 
@@ -277,6 +286,11 @@ func (l *Loop) onSnapshot(ctx context.Context, snap Snapshot) {
 	trigger := "source"
 	if !l.started {
 		trigger = "start"
+	}
+	if snap.Err == nil {
+		if err := l.checkSerial(snap); err != nil {
+			snap = Snapshot{Name: snap.Name, Err: err}
+		}
 	}
 	if snap.Err != nil {
 		l.m.fetchError(snap.Err)

@@ -194,17 +194,19 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	}
 }
 
-// With a key configured, a tampered or unsigned config is refused and the
-// node stays as it is; a properly signed one goes through.
+// With a key configured, a tampered, unsigned or serial-less config is
+// refused and the node stays as it is; a properly signed one goes through.
+// Each step waits for its own STATUS line, not for time to pass.
 func TestLoopSignatures(t *testing.T) {
 	h := newTestHost(t)
 	key := newTestKey(t)
-	v, err := ParseVerifier([]byte(key.line), "")
+	v, err := ParseVerifier([]byte(key.line), VerifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, srv, ca := newCentral(t, specN(1))
-	c.sig = string(key.sign(t, DefaultNamespace, []byte(specN(1))))
+	cfg1 := "serial: 1\n" + specN(1)
+	c, srv, ca := newCentral(t, cfg1)
+	c.sig = string(key.sign(t, DefaultNamespace, []byte(cfg1)))
 	o := fastHTTP(ca)
 	o.Verify = v
 	r := h.startLoop(Config{Source: newHTTP(t, srv.URL+"/m.yaml", o), Verify: v})
@@ -212,29 +214,45 @@ func TestLoopSignatures(t *testing.T) {
 		t.Fatalf("signed config: %+v", rep)
 	}
 	saved, _ := OpenLastGood(h.hr).Load()
-	if saved == nil || string(saved.Sig) != c.sig {
-		t.Errorf("the signature was not kept with the last good config")
+	if saved == nil || string(saved.Sig) != c.sig || saved.Serial != 1 {
+		t.Errorf("the signature and serial were not kept with the last good config: %+v", saved)
 	}
 	before := h.files()
 	m := r.loop.Metrics()
+	status := func(what, says string) {
+		t.Helper()
+		waitFor(t, what, func() bool {
+			return slices.ContainsFunc(r.notes.all(), func(n string) bool { return strings.Contains(n, says) })
+		})
+	}
 
-	c.set(specN(2)) // the old signature: tampered
-	waitFor(t, "a tampered config refused", func() bool { return testutil.ToFloat64(m.fetchErrors.WithLabelValues("signature")) >= 1 })
+	cfg2 := "serial: 2\n" + specN(2)
+	c.set(cfg2) // the old signature: tampered
+	status("a tampered config refused", ErrBadSignature.Error())
 	c.mu.Lock()
 	c.sig = ""
 	c.mu.Unlock()
-	waitFor(t, "an unsigned config refused", func() bool { return testutil.ToFloat64(m.fetchErrors.WithLabelValues("signature")) >= 2 })
-	if !slices.ContainsFunc(r.notes.all(), func(n string) bool { return strings.Contains(n, ErrUnsigned.Error()) }) {
-		t.Errorf("STATUS does not say the config is unsigned: %q", r.notes.all())
+	status("an unsigned config refused", ErrUnsigned.Error())
+	c.set(specN(3)) // unsigned still, then signed without a serial
+	c.mu.Lock()
+	c.sig = string(key.sign(t, DefaultNamespace, []byte(specN(3))))
+	c.mu.Unlock()
+	status("a signed config without a serial refused", "a signed config must carry a serial")
+	if got := testutil.ToFloat64(m.fetchErrors.WithLabelValues("signature")); got < 2 {
+		t.Errorf("%v signature refusals counted, want at least 2", got)
 	}
-	if reps := r.drain(50 * time.Millisecond); len(reps) != 0 {
-		t.Errorf("%d syncs of refused configs", len(reps))
+	if got := testutil.ToFloat64(m.fetchErrors.WithLabelValues("serial")); got != 1 {
+		t.Errorf("%v serial refusals counted, want 1", got)
+	}
+	if n := len(r.reports); n != 0 {
+		t.Errorf("%d syncs of refused configs", n)
 	}
 	if d := cmp.Diff(before, h.files()); d != "" {
 		t.Errorf("files changed by a refused config:\n%s", d)
 	}
+	c.set(cfg2)
 	c.mu.Lock()
-	c.sig = string(key.sign(t, DefaultNamespace, []byte(specN(2))))
+	c.sig = string(key.sign(t, DefaultNamespace, []byte(cfg2)))
 	c.mu.Unlock()
 	if rep := r.next("re-signed"); rep.Err != nil || !strings.Contains(h.read(ghcrHosts), "ghcr-2") {
 		t.Fatalf("properly signed: %+v", rep)
@@ -244,7 +262,7 @@ func TestLoopSignatures(t *testing.T) {
 // An unsigned file at start changes nothing at all.
 func TestLoopUnsignedFileAtStart(t *testing.T) {
 	h := newTestHost(t)
-	v, _ := ParseVerifier([]byte(newTestKey(t).line), "")
+	v, _ := ParseVerifier([]byte(newTestKey(t).line), VerifierOptions{})
 	cfgPath := filepath.Join(h.etc, "config.yaml")
 	writeFile(t, cfgPath, specN(1))
 	before := h.files()
@@ -323,6 +341,42 @@ func TestLoopStartsFromLastGoodWhenTheSourceIsDown(t *testing.T) {
 	}
 	if ok, status := r2.loop.Health(); !ok || !strings.Contains(status, "source: GET") {
 		t.Errorf("health %v %q: want ok, and the source's error", ok, status)
+	}
+}
+
+// A source whose first answer is 304 does not stall the start: the last
+// good config is applied and READY=1 sent.
+func TestLoopStartsFromLastGoodOnAFirstNotModified(t *testing.T) {
+	h1 := newTestHost(t)
+	c, srv, ca := newCentral(t, specN(7))
+	url := srv.URL + "/m.yaml"
+	r := h1.startLoop(Config{Source: newHTTP(t, url, fastHTTP(ca))})
+	if rep := r.next("first run"); rep.Err != nil || rep.Generation != 1 {
+		t.Fatalf("first run: %+v", rep)
+	}
+	r.stop()
+
+	h2 := newTestHost(t)
+	h2.etc = h1.etc
+	hosttest.CopyTree(t, filepath.Join(h1.root, "var/lib/mirrorctl/last-good"), filepath.Join(h2.root, "var/lib/mirrorctl/last-good"))
+	c.mu.Lock()
+	c.status = http.StatusNotModified
+	c.mu.Unlock()
+	r2 := h2.startLoop(Config{Source: newHTTP(t, url, fastHTTP(ca))})
+	rep := r2.next("start on a 304")
+	if rep.Trigger != "start" || rep.Err != nil || rep.Generation != 1 || written(rep) == 0 {
+		t.Fatalf("start from last good: %+v", rep)
+	}
+	if d := cmp.Diff(h1.files(), h2.files()); d != "" {
+		t.Errorf("the node from last good differs from the one synced online:\n%s", d)
+	}
+	waitFor(t, "READY=1 with the 304 in STATUS", func() bool {
+		return slices.ContainsFunc(r2.notes.all(), func(n string) bool {
+			return strings.HasPrefix(n, "READY=1\n") && strings.Contains(n, "304 Not Modified")
+		})
+	})
+	if got := testutil.ToFloat64(r2.loop.Metrics().fetchErrors.WithLabelValues("status")); got != 1 {
+		t.Errorf("status errors %v, want 1", got)
 	}
 }
 

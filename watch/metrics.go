@@ -48,7 +48,7 @@ func NewMetrics() *Metrics {
 		activations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mirrorctl_activations_total",
 			Help: "Reloads and restarts done, by engine and action."}, []string{"engine", "action"}),
 		fetchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mirrorctl_source_fetch_errors_total",
-			Help: "Failed or refused reads of the source, by reason (unreachable, timeout, status, too_large, signature, missing, read)."},
+			Help: "Failed or refused reads of the source, by reason (unreachable, timeout, status, too_large, signature, serial, missing, read)."},
 			[]string{"reason"}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mirrorctl_last_success_timestamp_seconds",
 			Help: "When the last sync succeeded, in seconds since the epoch."}),

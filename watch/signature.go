@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -22,30 +22,53 @@ const DefaultNamespace = "mirrorctl"
 var (
 	// ErrUnsigned: a key is configured but the config has no signature.
 	ErrUnsigned = errors.New("the config is not signed")
-	// ErrBadSignature: the signature does not verify against any
-	// configured key, or was made for another namespace.
+	// ErrBadSignature: the signature does not verify, was made for
+	// another namespace, or no line of the key file accepts its key for
+	// the identity, the namespace and the time.
 	ErrBadSignature = errors.New("the signature does not match the config and the configured keys")
 )
 
 // A Verifier checks detached SSH signatures (the SSHSIG format of
-// `ssh-keygen -Y sign`, PROTOCOL.sshsig in OpenSSH) against the public keys
-// configured on the node.
+// `ssh-keygen -Y sign`, PROTOCOL.sshsig in OpenSSH) as `ssh-keygen -Y
+// verify -f FILE -I identity -n namespace` does, against the signers
+// configured on the node (allowed_signers.go).
 type Verifier struct {
-	keys      []ssh.PublicKey
+	signers   []signer
 	namespace string
+	identity  string
+	now       func() time.Time
 }
 
-// LoadVerifier reads public keys from path, one a line, in the form of
-// authorized_keys ("ssh-ed25519 AAAA… comment") or of ssh-keygen's
-// allowed_signers ("principal [options] ssh-ed25519 AAAA…"), so the file
-// `ssh-keygen -Y verify -f` takes works here too. Blank lines and # comments
-// are skipped. namespace "" means DefaultNamespace.
-func LoadVerifier(path, namespace string) (*Verifier, error) {
+// VerifierOptions are LoadVerifier's.
+type VerifierOptions struct {
+	// Namespace is the SSHSIG namespace (ssh-keygen -n); "" means
+	// DefaultNamespace.
+	Namespace string
+	// Identity is the principal configs are signed as (ssh-keygen -Y
+	// verify -I). It is required when the file has allowed_signers lines:
+	// their principals are checked against it, never ignored.
+	Identity string
+	// Now is the clock that valid-after, valid-before and certificates are
+	// checked against; nil means time.Now.
+	Now func() time.Time
+	// Location is the time zone of valid-after and valid-before times
+	// written without Z; nil means time.Local, as ssh-keygen.
+	Location *time.Location
+}
+
+// LoadVerifier reads the signers from path, one a line: ssh-keygen's
+// allowed_signers form ("principals [options] ssh-ed25519 AAAA…", options
+// cert-authority, namespaces=, valid-after= and valid-before=), so the file
+// `ssh-keygen -Y verify -f` takes works here too, or the authorized_keys
+// form without options ("ssh-ed25519 AAAA… comment"), a key trusted for any
+// identity. Blank lines and # comments are skipped. A line that cannot be
+// read, or an option that is not supported, is an error naming the line.
+func LoadVerifier(path string, o VerifierOptions) (*Verifier, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading signature keys: %w", err)
 	}
-	v, err := ParseVerifier(data, namespace)
+	v, err := ParseVerifier(data, o)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -53,39 +76,31 @@ func LoadVerifier(path, namespace string) (*Verifier, error) {
 }
 
 // ParseVerifier is LoadVerifier on bytes.
-func ParseVerifier(data []byte, namespace string) (*Verifier, error) {
-	if namespace == "" {
-		namespace = DefaultNamespace
+func ParseVerifier(data []byte, o VerifierOptions) (*Verifier, error) {
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
 	}
-	v := &Verifier{namespace: namespace}
-	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, err := parseKeyLine(line)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", i+1, err)
-		}
-		v.keys = append(v.keys, k)
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	if len(v.keys) == 0 {
+	if o.Location == nil {
+		o.Location = time.Local
+	}
+	signers, err := parseSigners(data, o.Location)
+	if err != nil {
+		return nil, err
+	}
+	if len(signers) == 0 {
 		return nil, errors.New("no public key in the file")
 	}
-	return v, nil
-}
-
-// parseKeyLine finds the key in an authorized_keys or allowed_signers line:
-// the first field from which the rest parses as a key.
-func parseKeyLine(line string) (ssh.PublicKey, error) {
-	fields := strings.Fields(line)
-	for i := range fields {
-		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(strings.Join(fields[i:], " ")))
-		if err == nil {
-			return k, nil
+	if o.Identity == "" {
+		for _, s := range signers {
+			if s.principals != "" {
+				return nil, fmt.Errorf("line %d names principals (%s), which are checked against --signature-identity: set it to the principal configs are signed as (the -I of ssh-keygen -Y verify)", s.line, s.principals)
+			}
 		}
 	}
-	return nil, errors.New("no public key found (want \"ssh-ed25519 AAAA…\" or \"principal ssh-ed25519 AAAA…\")")
+	return &Verifier{signers: signers, namespace: o.Namespace, identity: o.Identity, now: o.Now}, nil
 }
 
 // sshsig is the signature blob of PROTOCOL.sshsig after its "SSHSIG" magic.
@@ -133,10 +148,6 @@ func (v *Verifier) Verify(data, armored []byte) error {
 	if sig.Namespace != v.namespace {
 		return fmt.Errorf("%w: made for namespace %q, want %q (ssh-keygen -Y sign -n %s)", ErrBadSignature, sig.Namespace, v.namespace, v.namespace)
 	}
-	key := v.key(sig.PublicKey)
-	if key == nil {
-		return fmt.Errorf("%w: signed by a key that is not configured", ErrBadSignature)
-	}
 	var hash []byte
 	switch sig.HashAlg {
 	case "sha512":
@@ -148,12 +159,29 @@ func (v *Verifier) Verify(data, armored []byte) error {
 	default:
 		return fmt.Errorf("%w: hash algorithm %q", ErrBadSignature, sig.HashAlg)
 	}
+	key, err := ssh.ParsePublicKey(sig.PublicKey)
+	if err != nil {
+		return fmt.Errorf("%w: the signature's key: %v", ErrBadSignature, err)
+	}
 	var s struct {
 		Format string
 		Blob   []byte
 		Rest   []byte `ssh:"rest"`
 	}
 	if err := ssh.Unmarshal(sig.Signature, &s); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	// As sshsig.c: RSA only with SHA-2, never ssh-rsa's SHA-1.
+	plain := key
+	if c, ok := key.(*ssh.Certificate); ok {
+		plain = c.Key
+	}
+	if plain.Type() == ssh.KeyAlgoRSA && s.Format != ssh.KeyAlgoRSASHA256 && s.Format != ssh.KeyAlgoRSASHA512 {
+		return fmt.Errorf("%w: RSA signature algorithm %q", ErrBadSignature, s.Format)
+	}
+	// Who may sign is checked before the signature itself: it is cheap,
+	// and an unknown key's signature is never worth computing.
+	if err := v.allowed(key); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	msg := append([]byte(sigMagic), ssh.Marshal(signedData{sig.Namespace, sig.Reserved, sig.HashAlg, hash})...)
@@ -163,13 +191,28 @@ func (v *Verifier) Verify(data, armored []byte) error {
 	return nil
 }
 
-func (v *Verifier) key(wire []byte) ssh.PublicKey {
-	for _, k := range v.keys {
-		if bytes.Equal(k.Marshal(), wire) {
-			return k
+// allowed is sshsig_check_allowed_keys: some line must accept key for the
+// identity, the namespace and now. The error gives the reason of the first
+// line that was about this key, if any.
+func (v *Verifier) allowed(key ssh.PublicKey) error {
+	now := v.now()
+	why := ""
+	for i := range v.signers {
+		matched, reason := v.signers[i].refusal(key, v.identity, v.namespace, now)
+		if matched && reason == "" {
+			return nil
+		}
+		if matched && why == "" {
+			why = reason
 		}
 	}
-	return nil
+	if why != "" {
+		return errors.New(why)
+	}
+	if v.identity != "" {
+		return fmt.Errorf("signed by a key that is not in the file for %q", v.identity)
+	}
+	return errors.New("signed by a key that is not in the file")
 }
 
 // verify checks data against sig for a source, as a FetchError.

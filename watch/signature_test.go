@@ -51,7 +51,7 @@ func (k testKey) sign(t testing.TB, ns string, data []byte) []byte {
 func TestVerify(t *testing.T) {
 	key, other := newTestKey(t), newTestKey(t)
 	data := []byte("mirrors: {}\n")
-	v, err := ParseVerifier([]byte("# fleet signer\n"+key.line+"\n"), "")
+	v, err := ParseVerifier([]byte("# fleet signer\n"+key.line+"\n"), VerifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,22 +86,86 @@ func flip(armored []byte) []byte {
 	return pem.EncodeToMemory(b)
 }
 
-// The allowed_signers file of `ssh-keygen -Y verify -f` works as the key file.
-func TestParseVerifierAllowedSigners(t *testing.T) {
+// The key file is read strictly: a restriction that is not understood is
+// an error at start that names the line and the option, never dropped.
+func TestParseVerifierLines(t *testing.T) {
 	key := newTestKey(t)
-	v, err := ParseVerifier([]byte(`fleet@example.com namespaces="mirrorctl" `+key.line+" comment\n"), "")
-	if err != nil {
+	k := key.line
+	const id = "fleet@example.com"
+	for _, tc := range []struct {
+		name, file, identity string
+		want                 string // "" loads
+	}{
+		{"authorized_keys", "# fleet signer\n\n" + k + " fleet\n", "", ""},
+		{"authorized_keys_with_identity", k + "\n", id, ""},
+		{"allowed_signers", id + " " + k + " comment\n", id, ""},
+		{"all_options", id + ` cert-authority,namespaces="mirrorctl,git",valid-after="20200101",valid-before="20991231235959Z" ` + k + "\n", id, ""},
+		{"quoted_value_with_blank", id + ` namespaces="a b" ` + k + "\n", id, ""},
+		{"escaped_quote", id + ` namespaces="a\"b" ` + k + "\n", id, ""},
+
+		{"principals_need_identity", k + "\n" + id + " " + k + "\n", "", `line 2 names principals (fleet@example.com)`},
+		{"options_need_identity", id + ` namespaces="mirrorctl" ` + k + "\n", "", "--signature-identity"},
+		{"unsupported_option", id + ` namespaces="mirrorctl",verify-required ` + k + "\n", id, `line 1: unsupported option "verify-required"`},
+		{"authorized_keys_option", id + ` no-touch-required ` + k + "\n", id, `line 1: unsupported option "no-touch-required"`},
+		{"unquoted_value", id + ` namespaces=mirrorctl ` + k + "\n", id, `line 1: option "namespaces=mirrorctl": the value must be in double quotes`},
+		{"twice", id + ` valid-after="20200101",valid-after="20210101" ` + k + "\n", id, "line 1: option valid-after given twice"},
+		{"bad_time", id + ` valid-before="2020-01-01" ` + k + "\n", id, `line 1: option valid-before="2020-01-01": want YYYYMMDD`},
+		{"time_out_of_range", id + ` valid-before="20201301" ` + k + "\n", id, "out of range"},
+		{"epoch", id + ` valid-after="19700101Z" ` + k + "\n", id, "not after 1970"},
+		{"window_backwards", id + ` valid-after="20300101Z",valid-before="20200101Z" ` + k + "\n", id, "line 1: valid-before is not after valid-after"},
+		{"trailing_comma", id + ` cert-authority, ` + k + "\n", id, "end with a comma"},
+		{"unclosed_quote", id + ` namespaces="x ` + k + "\n", id, "line 1: no closing quote"},
+		{"no_key", id + "\n", id, "line 1: want \"principals [options] key\""},
+		{"bad_key", "ssh-ed25519 notbase64\n", "", "line 1: no public key"},
+		{"certificate_as_key", id + " " + testCertLine(t, key) + "\n", id, "line 1: the key is a certificate"},
+		{"empty", "# nothing\n", "", "no public key in the file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseVerifier([]byte(tc.file), VerifierOptions{Identity: tc.identity})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("got %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// testCertLine is a user certificate of key, signed by a throwaway CA.
+func testCertLine(t *testing.T, key testKey) string {
+	t.Helper()
+	ca := newTestKey(t)
+	c := &ssh.Certificate{Key: key.signer.PublicKey(), CertType: ssh.UserCert, ValidPrincipals: []string{"fleet"}, ValidBefore: ssh.CertTimeInfinity}
+	if err := c.SignCert(rand.Reader, ca.signer); err != nil {
 		t.Fatal(err)
 	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(c)))
+}
+
+// A key without principals (authorized_keys form) is trusted for any
+// identity; a line with principals only for those.
+func TestVerifyIdentity(t *testing.T) {
+	fleet, alice := newTestKey(t), newTestKey(t)
 	data := []byte("x")
-	if err := v.Verify(data, key.sign(t, DefaultNamespace, data)); err != nil {
-		t.Errorf("allowed_signers line: %v", err)
-	}
-	if _, err := ParseVerifier([]byte("# nothing\n"), ""); err == nil {
-		t.Error("a file without keys was accepted")
-	}
-	if _, err := ParseVerifier([]byte("ssh-ed25519 notbase64\n"), ""); err == nil || !strings.Contains(err.Error(), "line 1") {
-		t.Errorf("bad key line: %v", err)
+	file := []byte(fleet.line + "\nalice@example.com " + alice.line + "\n")
+	for _, tc := range []struct {
+		identity string
+		key      testKey
+		ok       bool
+	}{
+		{"fleet@example.com", fleet, true},
+		{"alice@example.com", fleet, true},
+		{"alice@example.com", alice, true},
+		{"fleet@example.com", alice, false},
+	} {
+		v, err := ParseVerifier(file, VerifierOptions{Identity: tc.identity})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Verify(data, tc.key.sign(t, DefaultNamespace, data)); (err == nil) != tc.ok {
+			t.Errorf("identity %s: %v, want ok %v", tc.identity, err, tc.ok)
+		}
 	}
 }
 
@@ -136,7 +200,7 @@ func TestSSHKeygenInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := LoadVerifier(keyFile+".pub", "")
+	v, err := LoadVerifier(keyFile+".pub", VerifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +225,20 @@ func TestSSHKeygenInterop(t *testing.T) {
 	if !strings.Contains(out, "Good") {
 		t.Errorf("ssh-keygen -Y verify: %s", out)
 	}
-	if _, err := LoadVerifier(signers, ""); err != nil {
+	v, err = LoadVerifier(signers, VerifierOptions{Identity: "fleet"})
+	if err != nil {
+		t.Fatalf("allowed_signers as --signature-key: %v", err)
+	}
+	if err := v.Verify(data, []byte(mustRead(t, ours))); err != nil {
 		t.Errorf("allowed_signers as --signature-key: %v", err)
 	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

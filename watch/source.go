@@ -49,7 +49,7 @@ func (s Snapshot) sum() [32]byte {
 // FetchError says why a source gave no usable config. Reason is a short
 // stable word used as a metric label.
 type FetchError struct {
-	Reason string // "unreachable", "timeout", "status", "too_large", "signature", "missing", "read"
+	Reason string // "unreachable", "timeout", "status", "too_large", "signature", "serial", "missing", "read"
 	Err    error
 }
 

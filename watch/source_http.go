@@ -210,6 +210,12 @@ func (s *HTTPSource) poll(ctx context.Context) (snap Snapshot, notModified bool)
 		return snap, false
 	}
 	if resp.StatusCode == http.StatusNotModified {
+		if s.lastOK.Name == "" {
+			// Nothing unchanged to keep (a first request, or the first
+			// after a restart): an error, so that the loop applies the
+			// last good config instead of waiting for a 200.
+			return Snapshot{Name: name, Err: fetchErr("status", "GET %s: 304 Not Modified, but no config was fetched yet (the request had no validators)", s.url.Redacted())}, false
+		}
 		return Snapshot{}, true
 	}
 	snap.Data = data

@@ -154,6 +154,25 @@ func TestHTTPSourceConditionalGet(t *testing.T) {
 	}
 }
 
+// A 304 to the first request (a cache answering for something else, a
+// restart) has nothing unchanged to keep: it is an error, not silence.
+func TestHTTPSourceFirstNotModified(t *testing.T) {
+	c, srv, ca := newCentral(t, "one\n")
+	c.status = http.StatusNotModified
+	snaps := runSource(t, newHTTP(t, srv.URL+"/mirrors.yaml", fastHTTP(ca)))
+	s := nextSnap(t, snaps, "first 304")
+	var fe *FetchError
+	if !errors.As(s.Err, &fe) || fe.Reason != "status" || !strings.Contains(s.Err.Error(), "304 Not Modified") || s.Data != nil {
+		t.Fatalf("first 304: data %q, err %v", s.Data, s.Err)
+	}
+	c.mu.Lock()
+	c.status = 0
+	c.mu.Unlock()
+	if s := nextSnap(t, snaps, "200"); string(s.Data) != "one\n" || s.Err != nil {
+		t.Fatalf("after the 304s: %q, %v", s.Data, s.Err)
+	}
+}
+
 // 500s and timeouts are errors, sent once each, with polls backing off.
 func TestHTTPSourceBackoff(t *testing.T) {
 	c, srv, ca := newCentral(t, "one\n")

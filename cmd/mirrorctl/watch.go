@@ -26,6 +26,7 @@ type watchFlags struct {
 	caFile      string
 	sigKey      string
 	sigNS       string
+	sigIdentity string
 	metricsAddr string
 	debounce    time.Duration
 	debounceMax time.Duration
@@ -78,6 +79,7 @@ sync finish and exits 0.
 	fl.StringVar(&f.caFile, "ca-file", "", "URL source: trust only the CAs in this PEM bundle")
 	fl.StringVar(&f.sigKey, "signature-key", "", "require <source>.sig, an `ssh-keygen -Y sign` signature by one of the keys in this file (authorized_keys or allowed_signers format)")
 	fl.StringVar(&f.sigNS, "signature-namespace", watch.DefaultNamespace, "the namespace signatures are made for (ssh-keygen -Y sign -n)")
+	fl.StringVar(&f.sigIdentity, "signature-identity", "", "the principal configs are signed as, checked against the principals of --signature-key's allowed_signers lines (ssh-keygen -Y verify -I); required when it has any")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this address (\":9477\" binds 127.0.0.1; off when empty)")
 	fl.DurationVar(&f.debounce, "debounce", 20*time.Millisecond, "act once file events have been quiet this long")
 	fl.DurationVar(&f.debounceMax, "debounce-max", time.Second, "but never later than this after the first event of a burst")
@@ -111,7 +113,7 @@ func runWatch(ctx context.Context, g *globalFlags, f watchFlags) error {
 
 	var verify *watch.Verifier
 	if f.sigKey != "" {
-		if verify, err = watch.LoadVerifier(f.sigKey, f.sigNS); err != nil {
+		if verify, err = watch.LoadVerifier(f.sigKey, watch.VerifierOptions{Namespace: f.sigNS, Identity: f.sigIdentity}); err != nil {
 			return &exitError{code: exitInput, err: fmt.Errorf("--signature-key: %w", err)}
 		}
 	}
@@ -132,6 +134,7 @@ func runWatch(ctx context.Context, g *globalFlags, f watchFlags) error {
 	loop, err := watch.New(watch.Config{
 		Source:        src,
 		NodeDir:       filepath.Dir(g.configPath()),
+		SpecOptions:   g.specOptions(),
 		Verify:        verify,
 		Node:          node,
 		LastGood:      watch.OpenLastGood(g.host),

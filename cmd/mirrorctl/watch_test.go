@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -187,8 +188,47 @@ func TestWatchCommand(t *testing.T) {
 	}
 }
 
+// The README's signing steps, with ssh-keygen: --signature-identity is
+// passed through, and a config signed for it, with its serial, is applied.
+func TestWatchSignatureIdentity(t *testing.T) {
+	keygen, err := exec.LookPath("ssh-keygen")
+	if err != nil {
+		t.Skip("ssh-keygen not installed")
+	}
+	notes := listenNotify(t)
+	h := newHost(t)
+	run := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(keygen, args...)
+		cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK=")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen %v: %v\n%s", args, err, out)
+		}
+	}
+	key := filepath.Join(t.TempDir(), "fleet-signing-key")
+	run("-q", "-t", "ed25519", "-N", "", "-C", "mirrorctl-fleet", "-f", key)
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers := h.write("allowed_signers", `mirrorctl-fleet namespaces="mirrorctl" `+string(pub))
+	spec, err := os.ReadFile(h.spec("https://nexus.example.internal:8443", "https://a.example.internal", "u"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := h.write("central/config.yaml", "serial: 1\n"+string(spec))
+	run("-Y", "sign", "-f", key, "-n", "mirrorctl", cfg)
+
+	h.startWatch("--config", filepath.Join(h.etc, "config.yaml"), "watch", "--source", cfg, "--resync-interval", "0",
+		"--signature-key", signers, "--signature-identity", "mirrorctl-fleet")
+	eventually(t, "READY=1", func() bool { return notes.has("READY=1\nSTATUS=generation 1 applied") })
+}
+
 func TestWatchBadFlags(t *testing.T) {
 	h := newHost(t)
+	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICEpx6d3aKDxhT4FO2K83PZaLRpY7O94pVAr7ZKNLvqX"
+	signers := h.write("allowed_signers", "fleet@example.com "+key+"\n")
+	badOption := h.write("allowed_signers.bad", "# fleet\nfleet@example.com verify-required "+key+"\n")
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -196,6 +236,8 @@ func TestWatchBadFlags(t *testing.T) {
 		{[]string{"watch", "--source", "http://config.example.com/m.yaml"}, "--allow-http"},
 		{[]string{"watch", "--source", "ftp://config.example.com/m.yaml"}, "https:// URL"},
 		{[]string{"watch", "--signature-key", filepath.Join(h.etc, "missing.pub")}, "--signature-key"},
+		{[]string{"watch", "--signature-key", signers}, "line 1 names principals (fleet@example.com), which are checked against --signature-identity"},
+		{[]string{"watch", "--signature-key", badOption, "--signature-identity", "fleet@example.com"}, `allowed_signers.bad: line 2: unsupported option "verify-required"`},
 		{[]string{"watch", "--source", "https://c.example.com/m.yaml", "--ca-file", filepath.Join(h.etc, "secrets/nexus-password")}, "no PEM certificate"},
 		{[]string{"watch", "--metrics-addr", "9477"}, "--metrics-addr"},
 	} {
