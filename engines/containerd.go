@@ -199,7 +199,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	data, err := cfg.render(schema)
+	data, rewrite, err := cfg.render(schema)
 	if err != nil {
 		return Result{}, err
 	}
@@ -211,6 +211,9 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	}
 	files = append(files, w.stale(h.FS, rendered, specDirs)...)
 
+	if rewrite != "" {
+		more = append(more, rewrite)
+	}
 	for _, n := range append(notes, more...) {
 		rc.warn(spec.Pos{}, "%s", n)
 	}
