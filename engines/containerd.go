@@ -158,6 +158,8 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	// An empty spec leaves config.toml as it is, but for mirrorctl's own auth.
+	cfg.emptySpec = len(s.Mirrors) == 0 && len(s.Configs) == 0
 	schema, schemaWarn, err := cfg.chooseSchema(set.Schema, rel)
 	if err != nil {
 		return Result{}, err
@@ -167,7 +169,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 		return Result{}, err
 	}
 	rc := &containerdRender{s: s, p: p, rel: rel, header: header, schema: schema}
-	if schemaWarn != "" {
+	if schemaWarn != "" && !cfg.emptySpec {
 		rc.warn(spec.Pos{}, "%s", schemaWarn)
 	}
 	in := rc.inputs(legacy, cfg.path)
@@ -203,8 +205,10 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	conf := render.File{Path: p.config, Data: data, Mode: 0o644, Secret: cfg.hasAuth(), Merged: true}
-	files = append([]render.File{conf}, files...)
+	if cfg.exists || !cfg.emptySpec {
+		conf := render.File{Path: p.config, Data: data, Mode: 0o644, Secret: cfg.hasAuth(), Merged: true}
+		files = append([]render.File{conf}, files...)
+	}
 	specDirs := map[string]bool{}
 	for _, k := range append(sortedKeys(s.Mirrors), sortedKeys(s.Configs)...) {
 		specDirs[registryDir(k)] = true

@@ -43,6 +43,9 @@ type containerdConfig struct {
 	version int            // the file's `version`; 0 when absent
 	owned   []string       // hosts in the auth marker, as read
 	owns    []string       // hosts in the auth marker, as it will be written
+	// emptySpec: the spec names no registry, so only mirrorctl's own
+	// auth entries and marker may change.
+	emptySpec bool
 }
 
 // readContainerdConfig reads and decodes config.toml; a file that is not

@@ -22,7 +22,7 @@ import (
 // mirrorctl manages differs, and a warning when it had to rewrite the file
 // as a whole.
 func (c *containerdConfig) render(schema int) ([]byte, string, error) {
-	if schema >= 2 || c.version != 0 {
+	if !c.emptySpec && (schema >= 2 || c.version != 0) {
 		c.doc["version"] = int64(schema)
 	}
 	if c.exists && reflect.DeepEqual(c.doc, c.orig) && slices.Equal(c.owned, c.owns) {

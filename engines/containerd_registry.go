@@ -19,9 +19,13 @@ type legacyContent struct {
 // table, and the other schema's registry table as a whole: containerd
 // 2.3+ would copy a stale one over the live table when migrating. What the
 // stale table holds besides mirrors, TLS and config_path (auth, headers)
-// moves into the live table unless the live table already has it.
+// moves into the live table unless the live table already has it. For an
+// empty spec nothing moves: the node stays as it is.
 func (c *containerdConfig) takeLegacy(schema int) (legacyContent, []string, error) {
 	lc := legacyContent{mirrors: map[string][]string{}, tls: map[string]*legacyTLS{}}
+	if c.emptySpec {
+		return lc, nil, nil
+	}
 	live := []string{"plugins", registryPlugin(schema), "registry"}
 	if reg := table(c.doc, live...); reg != nil {
 		lc.collect(reg)
@@ -125,22 +129,30 @@ func (lc legacyContent) collect(reg map[string]any) {
 // exactly want for the hosts mirrorctl manages: entries it wrote before
 // (the auth marker) or whose credentials now travel as headers (drop) are
 // removed when want lacks them; entries the user wrote for other hosts stay.
+//
+// For an empty spec config_path is left as it is, set or not: the node
+// stays as it is, and a config_path mirrorctl set earlier points at a
+// certs.d the sync empties of mirrorctl's hosts.toml, which containerd
+// reads as "no mirrors" (docs/engines/containerd.md).
 func (c *containerdConfig) setRegistry(schema int, certsDir string, want map[string]map[string]any, drop []string) ([]string, error) {
 	live := []string{"plugins", registryPlugin(schema), "registry"}
-	reg, err := c.ensureTable(live...)
-	if err != nil {
-		return nil, err
-	}
 	var notes []string
-	if cur, ok := reg["config_path"].(string); ok && cur != "" && cur != certsDir {
-		why := "hosts directories under it are no longer read"
-		if strings.ContainsRune(cur, ':') {
-			why = "containerd 2.1+ transfer-service pulls ignore a list of directories"
+	if !c.emptySpec {
+		reg, err := c.ensureTable(live...)
+		if err != nil {
+			return nil, err
 		}
-		notes = append(notes, fmt.Sprintf("config_path %q replaced by %q: %s", cur, certsDir, why))
+		if cur, ok := reg["config_path"].(string); ok && cur != "" && cur != certsDir {
+			why := "hosts directories under it are no longer read"
+			if strings.ContainsRune(cur, ':') {
+				why = "containerd 2.1+ transfer-service pulls ignore a list of directories"
+			}
+			notes = append(notes, fmt.Sprintf("config_path %q replaced by %q: %s", cur, certsDir, why))
+		}
+		reg["config_path"] = certsDir
 	}
-	reg["config_path"] = certsDir
 
+	reg := table(c.doc, live...)
 	remove := append(slices.Clone(c.owned), drop...)
 	sort.Strings(remove)
 	for _, h := range slices.Compact(remove) {
