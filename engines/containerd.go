@@ -228,6 +228,9 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 		rc.warn(spec.Pos{}, "%s disables the CRI plugin (disabled_plugins): kubelet and crictl pulls will not use these mirrors", p.config)
 	}
 	rc.specWarnings(hosts, want, h.FS)
+	if err := confinePaths(files, p.config, p.certsDir); err != nil {
+		return Result{}, err
+	}
 	return Result{Files: files, Warnings: rc.warns}, nil
 }
 

@@ -28,7 +28,9 @@ func (c *containerdConfig) takeLegacy(schema int) (legacyContent, []string, erro
 	}
 	live := []string{"plugins", registryPlugin(schema), "registry"}
 	if reg := table(c.doc, live...); reg != nil {
-		lc.collect(reg)
+		if err := lc.collect(reg, c.path); err != nil {
+			return lc, nil, err
+		}
 	}
 	other := criV1Plugin
 	switch schema {
@@ -41,7 +43,9 @@ func (c *containerdConfig) takeLegacy(schema int) (legacyContent, []string, erro
 	if stale == nil {
 		return lc, nil, nil
 	}
-	lc.collect(stale)
+	if err := lc.collect(stale, c.path); err != nil {
+		return lc, nil, err
+	}
 	reg, err := c.ensureTable(live...)
 	if err != nil {
 		return lc, nil, err
@@ -78,11 +82,26 @@ func (c *containerdConfig) takeLegacy(schema int) (legacyContent, []string, erro
 }
 
 // collect moves mirrors and configs.*.tls out of a registry table, keeping
-// entries already collected from the live table.
-func (lc legacyContent) collect(reg map[string]any) {
+// entries already collected from the live table. Their keys become certs.d
+// directory names, so every one is checked before anything moves.
+func (lc legacyContent) collect(reg map[string]any, file string) error {
+	mirrors, _ := reg["mirrors"].(map[string]any)
+	cfgs, hasConfigs := reg["configs"].(map[string]any)
+	for _, r := range sortedKeys(mirrors) {
+		if err := checkLegacyKey(file, "mirrors", r); err != nil {
+			return err
+		}
+	}
+	for _, h := range sortedKeys(cfgs) {
+		if _, ok := table(cfgs, h)["tls"].(map[string]any); ok {
+			if err := checkLegacyKey(file, "configs", h); err != nil {
+				return err
+			}
+		}
+	}
 	// An empty mirrors table is harmless next to config_path (containerd
 	// checks len(mirrors)), so only a non-empty one is removed.
-	if mirrors, ok := reg["mirrors"].(map[string]any); ok && len(mirrors) > 0 {
+	if len(mirrors) > 0 {
 		for r := range mirrors {
 			if _, dup := lc.mirrors[r]; dup {
 				continue
@@ -98,9 +117,8 @@ func (lc legacyContent) collect(reg map[string]any) {
 		}
 		delete(reg, "mirrors")
 	}
-	cfgs, ok := reg["configs"].(map[string]any)
-	if !ok {
-		return
+	if !hasConfigs {
+		return nil
 	}
 	removed := false
 	for h := range cfgs {
@@ -123,6 +141,7 @@ func (lc legacyContent) collect(reg map[string]any) {
 	if removed && len(cfgs) == 0 {
 		delete(reg, "configs")
 	}
+	return nil
 }
 
 // setRegistry points config_path at certsDir and makes configs.*.auth hold
