@@ -217,7 +217,7 @@ func (d *tomlDoc) insertTable(path []string, m map[string]any) error {
 		}
 		return d.insertLines(len(d.src), sep+block)
 	}
-	if p := d.prevLine(d.ents[anchor].start); p >= 0 && d.blank(p) {
+	if p := d.prevLine(d.attached(d.ents[anchor].start)); p >= 0 && d.blank(p) {
 		sep = d.nl
 	}
 	return d.insertLines(d.ownEnd(anchor), sep+block)
