@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pelletier/go-toml/v2"
@@ -213,4 +214,126 @@ func TestTomlDocRefuses(t *testing.T) {
 	if _, err := parseTOMLDoc([]byte("[a\n")); err == nil {
 		t.Error("parsing a broken file did not fail")
 	}
+}
+
+// TestTomlDocEveryPathOfStockFiles edits every key and table of the stock
+// config.toml files one at a time: each result must decode to the
+// original with that one edit, and a changed value must change one line.
+func TestTomlDocEveryPathOfStockFiles(t *testing.T) {
+	for _, sc := range stockConfigs() {
+		t.Run(sc.file, func(t *testing.T) {
+			in := readStock(t, sc.file)
+			var orig map[string]any
+			if err := toml.Unmarshal(in, &orig); err != nil {
+				t.Fatal(err)
+			}
+			var leaves, tables [][]string
+			var walk func(path []string, m map[string]any)
+			walk = func(path []string, m map[string]any) {
+				for _, k := range sortedKeys(m) {
+					p := append(path[:len(path):len(path)], k)
+					if sub, ok := m[k].(map[string]any); ok {
+						tables = append(tables, p)
+						walk(p, sub)
+					} else {
+						leaves = append(leaves, p)
+					}
+				}
+			}
+			walk(nil, orig)
+			var ops []tomlOp
+			for _, p := range leaves {
+				ops = append(ops, set("changed", p...))
+			}
+			for _, p := range tables {
+				ops = append(ops, del(p...), set(int64(7), append(p, "zz_new")...))
+			}
+			for _, op := range ops {
+				d, err := parseTOMLDoc(in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if op.del {
+					err = d.Delete(op.path)
+				} else {
+					err = d.Set(op.path, op.v)
+				}
+				if err != nil {
+					t.Fatalf("%v: %v", op.path, err)
+				}
+				var want, got map[string]any
+				_ = toml.Unmarshal(in, &want)
+				applyToMap(want, op)
+				if err := toml.Unmarshal(d.Bytes(), &got); err != nil {
+					t.Fatalf("%v: not TOML any more: %v", op.path, err)
+				}
+				if !reflect.DeepEqual(pruneEmptyMaps(got), pruneEmptyMaps(want)) {
+					t.Errorf("%v (del %v): decodes to something else", op.path, op.del)
+				}
+				if !op.del && op.v == "changed" {
+					a, b := strings.Split(string(in), "\n"), strings.Split(string(d.Bytes()), "\n")
+					diff := 0
+					for i := range min(len(a), len(b)) {
+						if a[i] != b[i] {
+							diff++
+						}
+					}
+					if len(a) != len(b) || diff != 1 {
+						t.Errorf("%v: %d lines changed, %d → %d lines", op.path, diff, len(a), len(b))
+					}
+				}
+			}
+			t.Logf("%d values set, %d tables deleted and extended", len(leaves), len(tables))
+		})
+	}
+}
+
+// pruneEmptyMaps drops empty tables: deleting a table's only sub-table
+// also ends a parent that only that header made exist.
+func pruneEmptyMaps(m map[string]any) map[string]any {
+	for k, v := range m {
+		if sub, ok := v.(map[string]any); ok {
+			if len(pruneEmptyMaps(sub)) == 0 {
+				delete(m, k)
+			}
+		}
+	}
+	return m
+}
+
+// FuzzTomlDoc: on any file go-toml accepts, Set and Delete never panic and
+// leave a file that decodes to the original with that one edit.
+func FuzzTomlDoc(f *testing.F) {
+	f.Add("[a]\n  k = 1\n", "a.k", false)
+	f.Add("a.b = { c = 1 }\n[x]\n", "a.b.d", false)
+	f.Add("[[t]]\n[a.'b.c']\nk = 'v'\r\n", "a.b.c", true)
+	f.Add("# c\n\n[p.q.r]\n  s = [1,\n 2]\n", "p.q.n", false)
+	f.Fuzz(func(t *testing.T, src, dotted string, del bool) {
+		var orig map[string]any
+		// Keys come from decoded TOML: valid UTF-8.
+		if toml.Unmarshal([]byte(src), &orig) != nil || dotted == "" || !utf8.ValidString(dotted) {
+			return
+		}
+		d, err := parseTOMLDoc([]byte(src))
+		if err != nil {
+			t.Fatalf("go-toml decodes it but the editor cannot parse it: %v", err)
+		}
+		op := tomlOp{path: strings.Split(dotted, "."), v: "fuzz", del: del}
+		if del {
+			err = d.Delete(op.path)
+		} else {
+			err = d.Set(op.path, op.v)
+		}
+		if err != nil {
+			return // refused: the caller falls back
+		}
+		var got map[string]any
+		if err := toml.Unmarshal(d.Bytes(), &got); err != nil {
+			t.Fatalf("%q after %+v is not TOML: %v\n%s", src, op, err, d.Bytes())
+		}
+		applyToMap(orig, op)
+		if !reflect.DeepEqual(pruneEmptyMaps(got), pruneEmptyMaps(orig)) {
+			t.Fatalf("%q after %+v decodes to %v, want %v\n%s", src, op, got, orig, d.Bytes())
+		}
+	})
 }
