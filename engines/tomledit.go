@@ -34,7 +34,6 @@ type tomlEntry struct {
 	kind  unstable.Kind // Table, ArrayTable or KeyValue
 	path  []string      // headers: the table; key/values: the header's path plus the dotted key
 	table int           // key/values: index of their header, -1 for the root table
-	array bool          // an [[array]] header or anything below one: never edited
 	// start and end are the whole lines the expression takes, newline
 	// included; indent is the first line's leading white space.
 	start, end int
@@ -65,7 +64,7 @@ func (d *tomlDoc) reset(src []byte) error {
 	stepKnown := false // containerd's and go-toml's own layout until a key says otherwise
 	var p unstable.Parser
 	p.Reset(src)
-	hdr, inArray := -1, false
+	hdr := -1
 	var hdrPath []string
 	for p.NextExpression() {
 		e := p.Expression()
@@ -81,12 +80,11 @@ func (d *tomlDoc) reset(src []byte) error {
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
 			ent.table, ent.path = -1, keyPath(nil, parts)
-			inArray = e.Kind == unstable.ArrayTable || d.underArray(ent.path)
-			hdr, hdrPath, ent.array = len(d.ents), ent.path, inArray
+			hdr, hdrPath = len(d.ents), ent.path
 			ent.end = d.lineEnd(keyEnd)
 			d.noteRaws(ent.path, 0, parts, &p)
 		case unstable.KeyValue:
-			ent.path, ent.keyLen, ent.array = keyPath(slices.Clone(hdrPath), parts), len(hdrPath), inArray
+			ent.path, ent.keyLen = keyPath(slices.Clone(hdrPath), parts), len(hdrPath)
 			ent.valEnd = int(e.Raw.Offset + e.Raw.Length)
 			ent.valStart = keyEnd + valueOffset(src[keyEnd:ent.valEnd])
 			ent.end = d.lineEnd(ent.valEnd)
@@ -138,13 +136,6 @@ func valueOffset(b []byte) int {
 		i++
 	}
 	return i
-}
-
-// underArray reports whether path lies under an [[array]] header.
-func (d *tomlDoc) underArray(path []string) bool {
-	return slices.ContainsFunc(d.ents, func(e tomlEntry) bool {
-		return e.kind == unstable.ArrayTable && hasPrefix(path, e.path)
-	})
 }
 
 // lineStart is the offset of the line holding offset o.
