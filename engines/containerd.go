@@ -185,6 +185,8 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	// An empty spec leaves config.toml as it is, but for mirrorctl's own auth.
+	cfg.emptySpec = len(s.Mirrors) == 0 && len(s.Configs) == 0
 	schema, schemaWarn, err := cfg.chooseSchema(set.Schema, rel)
 	if err != nil {
 		return Result{}, err
@@ -194,7 +196,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 		return Result{}, err
 	}
 	rc := &containerdRender{s: s, p: p, rel: rel, header: header, schema: schema}
-	if schemaWarn != "" {
+	if schemaWarn != "" && !cfg.emptySpec {
 		rc.warn(spec.Pos{}, "%s", schemaWarn)
 	}
 	in := rc.inputs(legacy, cfg.path)
@@ -226,18 +228,23 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	data, err := cfg.render(schema)
+	data, rewrite, err := cfg.render(schema)
 	if err != nil {
 		return Result{}, err
 	}
-	conf := render.File{Path: p.config, Data: data, Mode: 0o644, Secret: cfg.hasAuth(), Merged: true, Keys: cfg.ownedKeys()}
-	files = append([]render.File{conf}, files...)
+	if cfg.exists || !cfg.emptySpec {
+		conf := render.File{Path: p.config, Data: data, Mode: 0o644, Secret: cfg.hasAuth(), Merged: true, Keys: cfg.ownedKeys()}
+		files = append([]render.File{conf}, files...)
+	}
 	specDirs := map[string]bool{}
 	for _, k := range append(sortedKeys(s.Mirrors), sortedKeys(s.Configs)...) {
 		specDirs[registryDir(k)] = true
 	}
 	files = append(files, w.stale(h.FS, rendered, specDirs)...)
 
+	if rewrite != "" {
+		more = append(more, rewrite)
+	}
 	for _, n := range append(notes, more...) {
 		rc.warn(spec.Pos{}, "%s", n)
 	}
@@ -248,6 +255,9 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 		rc.warn(spec.Pos{}, "%s disables the CRI plugin (disabled_plugins): kubelet and crictl pulls will not use these mirrors", p.config)
 	}
 	rc.specWarnings(hosts, want, h.FS)
+	if err := confinePaths(files, p.config, p.certsDir); err != nil {
+		return Result{}, err
+	}
 	return Result{Files: files, Warnings: rc.warns}, nil
 }
 
@@ -259,9 +269,14 @@ func specName(s *spec.Spec) string {
 	return path.Base(strings.ReplaceAll(s.Files[0], "\\", "/"))
 }
 
-// ownedKeys names what mirrorctl owns in config.toml, for state.json.
+// ownedKeys names what mirrorctl owns in config.toml, for state.json: the
+// config_path it points at certs.d (not with an empty spec, which leaves
+// the file alone) and the auth entries of the ownership marker.
 func (c *containerdConfig) ownedKeys() []string {
-	keys := []string{"registry.config_path"}
+	var keys []string
+	if !c.emptySpec {
+		keys = append(keys, "registry.config_path")
+	}
 	for _, h := range c.owns {
 		keys = append(keys, "registry.configs."+h+".auth")
 	}

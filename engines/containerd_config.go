@@ -1,20 +1,16 @@
 package engines
 
 import (
-	"bytes"
 	"fmt"
 	"io/fs"
-	"reflect"
-	"slices"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
 )
 
 // config.toml is shared with the user: it is decoded into a generic map,
-// only the CRI registry table is edited, and every other key survives.
-// Comments are lost when the file is rewritten, so it is rewritten only when
-// something mirrorctl manages differs.
+// in which only the tables mirrorctl manages are edited; the bytes of the
+// file then change only where the map does (containerd_config_edit.go).
 
 const (
 	criV1Plugin     = "io.containerd.grpc.v1.cri"   // registry table in version 2 (1.x)
@@ -47,6 +43,9 @@ type containerdConfig struct {
 	version int            // the file's `version`; 0 when absent
 	owned   []string       // hosts in the auth marker, as read
 	owns    []string       // hosts in the auth marker, as it will be written
+	// emptySpec: the spec names no registry, so only mirrorctl's own
+	// auth entries and marker may change.
+	emptySpec bool
 }
 
 // readContainerdConfig reads and decodes config.toml; a file that is not
@@ -232,41 +231,6 @@ func (c *containerdConfig) pruneEmpty(keys ...string) {
 		}
 		delete(parent, keys[n-1])
 	}
-}
-
-// render returns the file's new content, or its bytes unchanged when
-// nothing mirrorctl manages differs.
-func (c *containerdConfig) render(schema int) ([]byte, error) {
-	if schema >= 2 || c.version != 0 {
-		c.doc["version"] = int64(schema)
-	}
-	if c.exists && reflect.DeepEqual(c.doc, c.orig) && slices.Equal(c.owned, c.owns) {
-		return c.raw, nil
-	}
-	rest := make(map[string]any, len(c.doc))
-	for k, v := range c.doc {
-		if k != "version" {
-			rest[k] = v
-		}
-	}
-	var body bytes.Buffer
-	enc := toml.NewEncoder(&body)
-	enc.SetIndentTables(true)
-	if err := enc.Encode(rest); err != nil {
-		return nil, fmt.Errorf("containerd: encoding %s: %w", c.path, err)
-	}
-	var out bytes.Buffer
-	if len(c.owns) > 0 {
-		out.WriteString(authMarker + strings.Join(c.owns, ", ") + "\n")
-	}
-	if _, ok := c.doc["version"]; ok {
-		fmt.Fprintf(&out, "version = %d\n", schema)
-	}
-	if out.Len() > 0 && body.Len() > 0 && body.Bytes()[0] == '[' {
-		out.WriteByte('\n')
-	}
-	out.Write(body.Bytes())
-	return out.Bytes(), nil
 }
 
 // hasAuth reports credentials anywhere in the CRI registry tables.

@@ -71,7 +71,7 @@ func TestContainerdLeavesDownMirrorsOut(t *testing.T) {
 			t.Fatalf("nothing down: ghcr.io lacks %s:\n%s", ep, all[ghcrToml])
 		}
 	}
-	if !strings.Contains(all[ctrToml], `'a.example.com'`) {
+	if !strings.Contains(all[ctrToml], `configs."a.example.com".auth]`) {
 		t.Fatalf("config.toml lacks a's credentials:\n%s", all[ctrToml])
 	}
 	tests := []struct {

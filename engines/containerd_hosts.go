@@ -183,7 +183,9 @@ func (w *hostsWriter) stale(fsys fs.FS, rendered map[string][]render.File, specD
 	}
 	var out []render.File
 	for _, ent := range ents {
-		if !ent.IsDir() {
+		// A listing gives single names, but they become paths we remove:
+		// anything that is not one element inside certs.d is skipped.
+		if !ent.IsDir() || !isDirName(ent.Name()) {
 			continue
 		}
 		dir := path.Join(w.certsDir, ent.Name())

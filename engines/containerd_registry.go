@@ -19,12 +19,18 @@ type legacyContent struct {
 // table, and the other schema's registry table as a whole: containerd
 // 2.3+ would copy a stale one over the live table when migrating. What the
 // stale table holds besides mirrors, TLS and config_path (auth, headers)
-// moves into the live table unless the live table already has it.
+// moves into the live table unless the live table already has it. For an
+// empty spec nothing moves: the node stays as it is.
 func (c *containerdConfig) takeLegacy(schema int) (legacyContent, []string, error) {
 	lc := legacyContent{mirrors: map[string][]string{}, tls: map[string]*legacyTLS{}}
+	if c.emptySpec {
+		return lc, nil, nil
+	}
 	live := []string{"plugins", registryPlugin(schema), "registry"}
 	if reg := table(c.doc, live...); reg != nil {
-		lc.collect(reg)
+		if err := lc.collect(reg, c.path); err != nil {
+			return lc, nil, err
+		}
 	}
 	other := criV1Plugin
 	switch schema {
@@ -37,7 +43,9 @@ func (c *containerdConfig) takeLegacy(schema int) (legacyContent, []string, erro
 	if stale == nil {
 		return lc, nil, nil
 	}
-	lc.collect(stale)
+	if err := lc.collect(stale, c.path); err != nil {
+		return lc, nil, err
+	}
 	reg, err := c.ensureTable(live...)
 	if err != nil {
 		return lc, nil, err
@@ -74,11 +82,26 @@ func (c *containerdConfig) takeLegacy(schema int) (legacyContent, []string, erro
 }
 
 // collect moves mirrors and configs.*.tls out of a registry table, keeping
-// entries already collected from the live table.
-func (lc legacyContent) collect(reg map[string]any) {
+// entries already collected from the live table. Their keys become certs.d
+// directory names, so every one is checked before anything moves.
+func (lc legacyContent) collect(reg map[string]any, file string) error {
+	mirrors, _ := reg["mirrors"].(map[string]any)
+	cfgs, hasConfigs := reg["configs"].(map[string]any)
+	for _, r := range sortedKeys(mirrors) {
+		if err := checkLegacyKey(file, "mirrors", r); err != nil {
+			return err
+		}
+	}
+	for _, h := range sortedKeys(cfgs) {
+		if _, ok := table(cfgs, h)["tls"].(map[string]any); ok {
+			if err := checkLegacyKey(file, "configs", h); err != nil {
+				return err
+			}
+		}
+	}
 	// An empty mirrors table is harmless next to config_path (containerd
 	// checks len(mirrors)), so only a non-empty one is removed.
-	if mirrors, ok := reg["mirrors"].(map[string]any); ok && len(mirrors) > 0 {
+	if len(mirrors) > 0 {
 		for r := range mirrors {
 			if _, dup := lc.mirrors[r]; dup {
 				continue
@@ -94,9 +117,8 @@ func (lc legacyContent) collect(reg map[string]any) {
 		}
 		delete(reg, "mirrors")
 	}
-	cfgs, ok := reg["configs"].(map[string]any)
-	if !ok {
-		return
+	if !hasConfigs {
+		return nil
 	}
 	removed := false
 	for h := range cfgs {
@@ -119,28 +141,37 @@ func (lc legacyContent) collect(reg map[string]any) {
 	if removed && len(cfgs) == 0 {
 		delete(reg, "configs")
 	}
+	return nil
 }
 
 // setRegistry points config_path at certsDir and makes configs.*.auth hold
 // exactly want for the hosts mirrorctl manages: entries it wrote before
 // (the auth marker) or whose credentials now travel as headers (drop) are
 // removed when want lacks them; entries the user wrote for other hosts stay.
+//
+// For an empty spec config_path is left as it is, set or not: the node
+// stays as it is, and a config_path mirrorctl set earlier points at a
+// certs.d the sync empties of mirrorctl's hosts.toml, which containerd
+// reads as "no mirrors" (docs/engines/containerd.md).
 func (c *containerdConfig) setRegistry(schema int, certsDir string, want map[string]map[string]any, drop []string) ([]string, error) {
 	live := []string{"plugins", registryPlugin(schema), "registry"}
-	reg, err := c.ensureTable(live...)
-	if err != nil {
-		return nil, err
-	}
 	var notes []string
-	if cur, ok := reg["config_path"].(string); ok && cur != "" && cur != certsDir {
-		why := "hosts directories under it are no longer read"
-		if strings.ContainsRune(cur, ':') {
-			why = "containerd 2.1+ transfer-service pulls ignore a list of directories"
+	if !c.emptySpec {
+		reg, err := c.ensureTable(live...)
+		if err != nil {
+			return nil, err
 		}
-		notes = append(notes, fmt.Sprintf("config_path %q replaced by %q: %s", cur, certsDir, why))
+		if cur, ok := reg["config_path"].(string); ok && cur != "" && cur != certsDir {
+			why := "hosts directories under it are no longer read"
+			if strings.ContainsRune(cur, ':') {
+				why = "containerd 2.1+ transfer-service pulls ignore a list of directories"
+			}
+			notes = append(notes, fmt.Sprintf("config_path %q replaced by %q: %s", cur, certsDir, why))
+		}
+		reg["config_path"] = certsDir
 	}
-	reg["config_path"] = certsDir
 
+	reg := table(c.doc, live...)
 	remove := append(slices.Clone(c.owned), drop...)
 	sort.Strings(remove)
 	for _, h := range slices.Compact(remove) {
