@@ -3,7 +3,6 @@ package engines
 import (
 	"fmt"
 	"maps"
-	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -24,33 +23,14 @@ func isDockerHubHost(h string) bool {
 	return false
 }
 
-// dockerEndpointURL completes a spec endpoint the way k3s does before
-// dockerd sees it: no scheme means https, except for localhost and loopback
-// addresses on a port other than 443, which mean http (docs/ENGINES.md §C.3).
+// dockerEndpointURL reads a spec endpoint as every engine does
+// (spec.ParseEndpoint): dockerd gets the same scheme and host.
 func dockerEndpointURL(ep string) (*url.URL, error) {
-	if !strings.Contains(ep, "://") {
-		scheme := "https"
-		if hp, err := url.Parse("//" + ep); err == nil && isDockerLoopback(hp.Hostname()) && hp.Port() != "443" {
-			scheme = "http"
-		}
-		ep = scheme + "://" + ep
-	}
-	u, err := url.Parse(ep)
+	e, err := spec.ParseEndpoint(ep)
 	if err != nil {
 		return nil, err
 	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("no host in %q", u.Redacted())
-	}
-	return u, nil
-}
-
-func isDockerLoopback(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
+	return e.URL, nil
 }
 
 // dockerHubMirrors returns registry-mirrors for the spec's docker.io entry,

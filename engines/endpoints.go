@@ -2,10 +2,8 @@ package engines
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/mirrorctl/mirrorctl/spec"
@@ -18,7 +16,7 @@ import (
 // endpoints in the same order under upstream containerd.
 
 // hubHost is the host containerd contacts for docker.io (docker.DefaultHost).
-const hubHost = "registry-1.docker.io"
+const hubHost = spec.HubHost
 
 // wildcardDir is the certs.d directory containerd falls back to for any
 // registry without its own (hosts.go hostPaths; 1.6.17+).
@@ -80,56 +78,15 @@ func registryDir(registry string) string {
 	return registry
 }
 
-// isLocalHost reports whether host[:port] is localhost or a loopback IP
-// (containerd's docker.IsLocalhost).
-func isLocalHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
-}
-
-// normalizeEndpoint applies k3s's endpoint rules: no scheme means https,
-// except localhost on a port other than 443, which means http; docker.io
-// means registry-1.docker.io; the path "", "/" or "/v2" is the API root
-// /v2, and any other path is used verbatim with override_path. It returns
-// the registry name whose configs: entry applies to the endpoint.
+// normalizeEndpoint applies k3s's endpoint rules (spec.ParseEndpoint, the
+// one parser every engine shares). It returns the registry name whose
+// configs: entry applies to the endpoint.
 func normalizeEndpoint(raw string) (name string, u *url.URL, override bool, err error) {
-	s := raw
-	if !strings.Contains(s, "://") {
-		s = "//" + s
-	}
-	u, err = url.Parse(s)
+	e, err := spec.ParseEndpoint(raw)
 	if err != nil {
 		return "", nil, false, err
 	}
-	if u.Host == "" {
-		return "", nil, false, fmt.Errorf("endpoint %q has no host", raw)
-	}
-	if u.Scheme == "" {
-		if p := u.Port(); isLocalHost(u.Host) && p != "" && p != "443" {
-			u.Scheme = "http"
-		} else {
-			u.Scheme = "https"
-		}
-	}
-	name = u.Host
-	if u.Host == "docker.io" {
-		u.Host = hubHost
-	}
-	if u.Host == hubHost {
-		name = "docker.io"
-	}
-	switch u.Path {
-	case "", "/", "/v2":
-		u.Path = "/v2"
-		return name, u, false, nil
-	}
-	return name, u, true, nil
+	return e.Name, e.URL, e.OverridePath, nil
 }
 
 // configFor finds the configs: entry for a registry name, preferring the

@@ -129,7 +129,7 @@ type Plan struct {
 	Spec *spec.Spec
 	// Engines holds every known engine in apply order, managed or not.
 	Engines []*Engine
-	// Warnings are the plan's own: state entries it ignored.
+	// Warnings are the plan's own: the spec's notes, state entries it ignored.
 	Warnings []engines.Warning
 	// Redactor masks the spec's secrets in anything shown to a person.
 	Redactor *credentials.Redactor
@@ -193,6 +193,9 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 		st = state.New()
 	}
 	p := &Plan{Spec: s, Redactor: credentials.NewRedactor(s.SecretValues()...)}
+	for _, n := range s.Notes() {
+		p.Warnings = append(p.Warnings, engines.Warning{Engine: "spec", Pos: n.Pos, Message: n.Message})
+	}
 	owner := map[string]string{} // host path -> engine, to catch two engines writing one file
 	for _, e := range all {
 		if err := ctx.Err(); err != nil {

@@ -29,7 +29,7 @@ func (p *parser) mirrors(s *Spec, n *yaml.Node) {
 func (p *parser) mirror(k, v *yaml.Node) *Mirror {
 	m := &Mirror{Pos: p.pos(k)}
 	p.fields(v, "mirrors."+redactURL(k.Value), []field{
-		{"endpoint", func(_, v *yaml.Node) { m.Endpoints, m.EndpointPos = p.endpoints(v) }},
+		{"endpoint", func(_, v *yaml.Node) { m.Endpoints, m.EndpointPos, m.Parsed, m.Notes = p.endpoints(v) }},
 		{"rewrite", func(_, v *yaml.Node) { m.Rewrites = p.rewrites(v) }},
 		{"capabilities", func(_, v *yaml.Node) { m.Capabilities = p.capabilities(v) }},
 		{"upstream_fallback", func(_, v *yaml.Node) {
@@ -42,51 +42,73 @@ func (p *parser) mirror(k, v *yaml.Node) *Mirror {
 	return m
 }
 
-func (p *parser) endpoints(n *yaml.Node) ([]string, []Pos) {
+func (p *parser) endpoints(n *yaml.Node) ([]string, []Pos, []Endpoint, []Note) {
 	vals, nodes, _ := p.strList(n, "endpoint", `write endpoint: ["https://mirror.example.com"]`)
 	var poss []Pos
+	var parsed []Endpoint
+	var notes []Note
 	seen := map[string]*yaml.Node{}
 	for i, raw := range vals {
 		node := nodes[i]
 		poss = append(poss, p.pos(node))
-		key, msg, hint := checkEndpoint(raw)
+		msg, hint := checkEndpoint(raw)
 		if msg != "" {
 			p.errorf(node, hint, "endpoint %q: %s", redactURL(raw), msg)
 			continue
 		}
+		e, err := ParseEndpoint(raw)
+		if err != nil {
+			p.errorf(node, "", "endpoint %q: %v", redactURL(raw), err)
+			continue
+		}
+		parsed = append(parsed, e)
+		key := e.URL.String()
 		if first, dup := seen[key]; dup {
-			// k3s de-duplicates after normalising, so the second is dead weight
-			// and usually a copy-paste slip.
-			p.errorf(node, "remove one of them", "duplicate endpoint %q (same as %q at %s)",
-				raw, first.Value, p.pos(first))
+			// k3s de-duplicates after normalising, silently; any
+			// registries.yaml k3s takes is a spec, so this is a note.
+			notes = append(notes, Note{Pos: p.pos(node), Message: fmt.Sprintf(
+				"endpoint %q is the same as %q at %s (%s): engines use it once; remove one of them",
+				redactURL(raw), redactURL(first.Value), p.pos(first), redactURL(key))})
 			continue
 		}
 		seen[key] = node
+		if e.OverridePath && !strings.HasSuffix(strings.TrimSuffix(e.URL.Path, "/"), "/v2") {
+			notes = append(notes, Note{Pos: p.pos(node), Message: pathNote(e)})
+		}
 	}
-	return vals, poss
+	return vals, poss, parsed, notes
 }
 
-// checkEndpoint checks a mirror endpoint the way k3s reads it
-// (normalizeEndpointAddress, docs/ENGINES.md §C.3): host, host:port or
-// http(s)://host[:port][/path]. It returns a key under which equivalent
-// spellings (h, https://h, https://h/v2) collide, or a message and a hint.
-// Neither ever contains the userinfo of the URL.
-func checkEndpoint(raw string) (key, msg, hint string) {
+// pathNote explains an endpoint path that does not end in /v2: engines
+// use it verbatim as the API root, which a registry's web UI path (Nexus
+// /repository/<name>/) is not.
+func pathNote(e Endpoint) string {
+	meant := *e.URL
+	meant.Path = strings.TrimSuffix(meant.Path, "/") + "/v2"
+	return fmt.Sprintf("endpoint %s has a path that does not end in /v2: containerd and k3s use it as the API root and "+
+		"request %s/<repository>/manifests/<tag>; a registry behind a path usually serves %s",
+		redactURL(e.URL.String()), redactURL(e.APIRoot()), redactURL(meant.String()))
+}
+
+// checkEndpoint checks a mirror endpoint the way k3s reads it (host,
+// host:port or http(s)://host[:port][/path]): a message and a hint, or
+// "". Neither ever contains the userinfo of the URL.
+func checkEndpoint(raw string) (msg, hint string) {
 	const example = "write a URL such as https://mirror.example.com or https://nexus.example.com/repository/docker-proxy/v2"
 	if raw == "" {
-		return "", "empty endpoint", example
+		return "empty endpoint", example
 	}
 	if strings.ContainsAny(raw, " \t\r\n") {
-		return "", "contains whitespace", example
+		return "contains whitespace", example
 	}
 	if strings.Contains(raw, "@") {
-		return "", "credentials must not be in the URL",
+		return "credentials must not be in the URL",
 			"remove user:password@ and put them under configs.<host>.auth, with the password in a password_file"
 	}
 	full := raw
 	if i := strings.Index(raw, "://"); i >= 0 {
 		if s := strings.ToLower(raw[:i]); s != "http" && s != "https" {
-			return "", fmt.Sprintf("scheme %q is not supported", raw[:i]), "use https:// (or http:// for a plain-HTTP mirror)"
+			return fmt.Sprintf("scheme %q is not supported", raw[:i]), "use https:// (or http:// for a plain-HTTP mirror)"
 		}
 	} else {
 		full = "https://" + raw // what k3s does with a bare host
@@ -97,24 +119,20 @@ func checkEndpoint(raw string) (key, msg, hint string) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return "", err.Error(), example
+		return err.Error(), example
 	}
 	switch {
 	case u.RawQuery != "" || u.ForceQuery:
-		return "", "must not have a query string", "remove the ?… part; engines add their own query (?ns=<registry>)"
+		return "must not have a query string", "remove the ?… part; engines add their own query (?ns=<registry>)"
 	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return "", "must not have a fragment", "remove the #… part"
+		return "must not have a fragment", "remove the #… part"
 	case u.Hostname() == "":
-		return "", "has no host", example
+		return "has no host", example
 	}
 	if m, h := checkHost(u.Host); m != "" {
-		return "", "host " + m, h
+		return "host " + m, h
 	}
-	path := strings.TrimRight(u.Path, "/")
-	if path == "" {
-		path = "/v2" // k3s treats "", "/" and "/v2" alike
-	}
-	return strings.ToLower(u.Host) + path, "", ""
+	return "", ""
 }
 
 // redactURL hides anything that could be userinfo in a URL as written.

@@ -5,10 +5,26 @@ package spec
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mirrorctl/mirrorctl/credentials"
 )
+
+// Note is a warning about the spec itself, with its place.
+type Note struct {
+	Pos     Pos
+	Message string
+}
+
+// Notes returns every note of s, in registry order.
+func (s *Spec) Notes() []Note {
+	var out []Note
+	for _, r := range sortedNames(s.Mirrors) {
+		out = append(out, s.Mirrors[r].Notes...)
+	}
+	return out
+}
 
 // Pos is a place in a spec file, for error and warning messages.
 type Pos struct {
@@ -52,6 +68,11 @@ type Mirror struct {
 	Endpoints []string
 	// EndpointPos is where each of Endpoints is written, for warnings.
 	EndpointPos []Pos
+	// Parsed is each of Endpoints as every engine reads it (ParseEndpoint).
+	Parsed []Endpoint
+	// Notes are what is accepted but worth a warning: endpoints k3s
+	// de-duplicates, a path that is probably not the one meant.
+	Notes []Note
 	// Rewrites are k3s repository rewrites (regex -> replacement).
 	Rewrites map[string]string
 	// Capabilities for every mirror endpoint of this registry; nil means
@@ -141,4 +162,13 @@ const (
 type Backups struct {
 	// Keep is how many backup sets to retain; 0 means the default (10).
 	Keep int
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
