@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/mirrorctl
 DEMO     ?= /tmp/mirrorctl-demo
 
-.PHONY: all build test e2e bench soak demo lint clean package package-build package-docs lint-package image test-kubernetes cloud-init-examples
+.PHONY: all build test crash e2e bench soak demo lint clean package package-build package-docs lint-package image test-kubernetes cloud-init-examples
 
 # ---------------------------------------------------------------- packaging (issue 6)
 # Pinned tools are built once into .tools/<name>@<version>/ (not committed).
@@ -35,6 +35,12 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory test-kubernetes
+
+# The crash test: a real `mirrorctl sync` SIGKILLed at 200 random instants
+# (a minute or two); every file must be old or new, and the next sync must
+# converge. Its deterministic replays run in `make test`.
+crash:
+	$(GO) test -count=1 -tags crashloop -run TestCrashDuringSync -timeout 20m ./cmd/mirrorctl/
 
 # Real engines in a private network namespace; root only. See e2e/README.md.
 e2e: build package image

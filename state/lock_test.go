@@ -23,7 +23,7 @@ func TestLockExcludesAndNamesHolder(t *testing.T) {
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Lock: err = %v, want ErrLocked", err)
 	}
-	if waited := time.Since(start); waited < 100*time.Millisecond {
+	if waited := time.Since(start); waited < 100*time.Millisecond { // a lower bound: fine on a loaded machine
 		t.Errorf("second Lock gave up after %v, before its timeout", waited)
 	}
 	for _, want := range []string{fmt.Sprintf("pid %d", os.Getpid()), "mirrorctl sync since ", "retry later"} {
@@ -74,13 +74,11 @@ func TestLockRespectsContext(t *testing.T) {
 	defer unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	start := time.Now()
+	// Cancelled, not timed out: it returned for the cancel, long before
+	// its 10s were up.
 	_, err = s.Lock(ctx, 10*time.Second, "mirrorctl watch")
 	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrLocked) {
 		t.Fatalf("Lock with a cancelled ctx: err = %v, want context.Canceled", err)
-	}
-	if waited := time.Since(start); waited > 2*time.Second {
-		t.Errorf("Lock returned %v after the cancel, want promptly", waited)
 	}
 }
 

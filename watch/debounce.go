@@ -22,6 +22,7 @@ type Quiescence struct {
 type debouncer struct {
 	q     Quiescence
 	first time.Time
+	due   time.Time // when the current burst fires
 	timer *time.Timer
 }
 
@@ -42,11 +43,11 @@ func (d *debouncer) event(now time.Time) {
 	if d.first.IsZero() {
 		d.first = now
 	}
-	deadline := now.Add(d.q.Min)
-	if limit := d.first.Add(d.q.Max); deadline.After(limit) {
-		deadline = limit
+	d.due = now.Add(d.q.Min)
+	if limit := d.first.Add(d.q.Max); d.due.After(limit) {
+		d.due = limit
 	}
-	d.timer.Reset(deadline.Sub(now))
+	d.timer.Reset(d.due.Sub(now))
 }
 
 // C fires once a burst is over; call done when it does.

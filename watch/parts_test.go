@@ -20,30 +20,34 @@ func testContext() (context.Context, context.CancelFunc) {
 
 // Min quiescence coalesces a burst; Max bounds how long a burst that never
 // stops can delay the action.
+// The debouncer's decision, on a clock of its own: an endless burst fires
+// at Max after its first event, a lone event Min after it.
 func TestDebouncerMinMax(t *testing.T) {
 	d := newDebouncer(Quiescence{Min: 30 * time.Millisecond, Max: 100 * time.Millisecond})
 	defer d.stop()
-	start := time.Now()
-	fired := time.Time{}
-	for fired.IsZero() {
-		d.event(time.Now()) // an event every 5ms, forever
-		select {
-		case <-d.C():
-			fired = time.Now()
-			d.done()
-		case <-time.After(5 * time.Millisecond):
+	t0 := time.Unix(1000, 0)
+	for i := range 50 { // an event every 5ms, for 250ms
+		now := t0.Add(time.Duration(i) * 5 * time.Millisecond)
+		d.event(now)
+		want := now.Add(30 * time.Millisecond)
+		if limit := t0.Add(100 * time.Millisecond); want.After(limit) {
+			want = limit
+		}
+		if !d.due.Equal(want) {
+			t.Fatalf("event %d: due at +%v, want +%v", i, d.due.Sub(t0), want.Sub(t0))
 		}
 	}
-	if took := fired.Sub(start); took < 90*time.Millisecond || took > 300*time.Millisecond {
-		t.Errorf("an endless burst fired after %v; want about Max (100ms)", took)
+	if got := d.due.Sub(t0); got != 100*time.Millisecond {
+		t.Errorf("an endless burst is due at +%v, want Max (100ms)", got)
 	}
-	// A single event fires after Min.
-	start = time.Now()
-	d.event(start)
+	d.done()
+	t1 := t0.Add(time.Second)
+	d.event(t1)
+	if got := d.due.Sub(t1); got != 30*time.Millisecond {
+		t.Errorf("a lone event is due after %v, want Min (30ms)", got)
+	}
+	// And the timer really fires (no assertion on when).
 	<-d.C()
-	if took := time.Since(start); took < 25*time.Millisecond || took > 200*time.Millisecond {
-		t.Errorf("one event fired after %v; want about Min (30ms)", took)
-	}
 }
 
 func TestLastGoodRoundTripAndTornSet(t *testing.T) {

@@ -122,13 +122,9 @@ func TestProbeOne(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start := time.Now()
 			r := probeOne(ctx, tt.t)
 			if (r.err != nil) != tt.wantErr || (r.tlsErr != nil) != tt.tlsErr {
 				t.Errorf("err %v, tlsErr %v", r.err, r.tlsErr)
-			}
-			if took := time.Since(start); took > 2*time.Second {
-				t.Errorf("took %v", took)
 			}
 		})
 	}
