@@ -144,13 +144,19 @@ func Plan(ctx context.Context, s *spec.Spec, st *state.State, o Options) (*plan.
 	if err != nil {
 		return nil, err
 	}
-	if o.Versions != nil {
-		// Only under the lock: a cache miss costs one write, the next run none.
-		if err := o.Versions.Save(); err != nil {
-			o.Log.Warn("keeping engine versions for the next run", "err", err)
-		}
-	}
 	return p, nil
+}
+
+// saveVersions keeps the engine versions asked for the next run. It runs
+// only with a run that writes anyway (under the lock): a node with nothing
+// to do gets nothing written, not even this cache.
+func (o Options) saveVersions() {
+	if o.Versions == nil {
+		return
+	}
+	if err := o.Versions.Save(); err != nil {
+		o.Log.Warn("keeping engine versions for the next run", "err", err)
+	}
 }
 
 // runOptions are what Sync and Rollback run differently.
@@ -189,8 +195,13 @@ func run(ctx context.Context, p *plan.Plan, st *state.State, o Options, r runOpt
 				next.SetPending(e.Detection.Engine, e.Due())
 			}
 		}
+		if !o.Store.Changed(next) {
+			return res, nil
+		}
+		o.saveVersions()
 		return res, o.Store.Save(next)
 	}
+	o.saveVersions()
 	var set *state.Set
 	if len(changes) > 0 {
 		var err error

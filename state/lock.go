@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -24,14 +25,13 @@ func (s *Store) lockPath() string { return path.Join(s.Dir, "lock") }
 
 // Lock takes the exclusive lock that keeps sync, rollback and watch from
 // interleaving, waiting up to timeout for another holder to let go. who
-// names the caller for the error another caller gets meanwhile, such as
-// "mirrorctl sync".
+// names the caller in the log of a long wait.
 //
 // The lock is flock(2) on Dir/lock, opened through hostfs (never through a
-// link, never truncated on open), so the kernel drops it when the holder
-// dies, even by SIGKILL: there is no stale lock to clean up. The holder's
-// pid, who and start time are written into the file, through the locked
-// descriptor, only to be reported.
+// link, never truncated), so the kernel drops it when the holder dies, even
+// by SIGKILL: there is no stale lock to clean up. Nothing is written into
+// it, so that a sync with nothing to do writes nothing; who holds it is
+// read from the kernel's own table (/proc/locks) when another caller waits.
 //
 // Past the timeout the error wraps ErrLocked; if ctx ends first, it wraps
 // ctx's error. unlock releases the lock; calling it again does nothing.
@@ -65,54 +65,43 @@ func (s *Store) Lock(ctx context.Context, timeout time.Duration, who string) (un
 		case <-time.After(lockPoll):
 		}
 	}
-	info := fmt.Sprintf("pid=%d who=%s since=%s\n", os.Getpid(), who, time.Now().UTC().Format(time.RFC3339))
-	if err := writeHolder(f, info); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking: %w", err)
-	}
 	var once sync.Once
 	return func() error {
 		var err error
-		once.Do(func() {
-			// Clear the holder while still holding the lock: once it is
-			// released, the file belongs to the next holder.
-			err = errors.Join(f.Truncate(0), f.Close())
-		})
+		once.Do(func() { err = f.Close() }) // closing drops the flock
 		return err
 	}, nil
 }
 
-func writeHolder(f *os.File, info string) error {
-	if err := f.Truncate(0); err != nil {
-		return err
-	}
-	_, err := f.WriteAt([]byte(info), 0)
-	return err
-}
-
-// holder describes who holds the lock, from the lock file: "pid 1234,
-// mirrorctl sync since 2026-11-27T05:32:00Z".
+// holder describes who holds the lock on f, from /proc/locks (the holder's
+// pid, as this process's pid namespace sees it) and the holder's command
+// line: "pid 1234 (mirrorctl sync)".
 func holder(f *os.File) string {
-	data := make([]byte, 512)
-	n, err := f.ReadAt(data, 0)
-	if n == 0 && err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return "holder unknown"
 	}
-	data = data[:n]
-	line := strings.TrimSpace(string(data))
-	pid, rest, ok1 := strings.Cut(strings.TrimPrefix(line, "pid="), " who=")
-	who, since, ok2 := cutLast(rest, " since=")
-	if !strings.HasPrefix(line, "pid=") || !ok1 || !ok2 {
-		// The holder has not written its line yet, or is not a mirrorctl.
+	locks, err := os.ReadFile("/proc/locks")
+	if err != nil {
 		return "holder unknown"
 	}
-	return fmt.Sprintf("pid %s, %s since %s", pid, who, since)
-}
-
-func cutLast(s, sep string) (before, after string, found bool) {
-	i := strings.LastIndex(s, sep)
-	if i < 0 {
-		return s, "", false
+	id := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	for line := range strings.SplitSeq(string(locks), "\n") {
+		f := strings.Fields(line)
+		// "1: FLOCK  ADVISORY  WRITE 29897 fe:00:10029493 0 EOF"
+		if len(f) < 6 || f[1] != "FLOCK" || f[5] != id || f[4] == "-1" {
+			continue
+		}
+		cmd, _ := os.ReadFile(filepath.Join("/proc", f[4], "cmdline"))
+		args := strings.Fields(strings.ReplaceAll(string(cmd), "\x00", " "))
+		if len(args) > 4 {
+			args = args[:4]
+		}
+		if len(args) == 0 {
+			return "pid " + f[4]
+		}
+		args[0] = filepath.Base(args[0])
+		return fmt.Sprintf("pid %s (%s)", f[4], strings.Join(args, " "))
 	}
-	return s[:i], s[i+len(sep):], true
+	return "holder unknown"
 }

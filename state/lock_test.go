@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,8 @@ func TestLockExcludesAndNamesHolder(t *testing.T) {
 	if waited := time.Since(start); waited < 100*time.Millisecond { // a lower bound: fine on a loaded machine
 		t.Errorf("second Lock gave up after %v, before its timeout", waited)
 	}
-	for _, want := range []string{fmt.Sprintf("pid %d", os.Getpid()), "mirrorctl sync since ", "retry later"} {
+	// The kernel's lock table names the holder: this test process.
+	for _, want := range []string{fmt.Sprintf("pid %d (%s", os.Getpid(), filepath.Base(os.Args[0])), "retry later"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -46,8 +48,8 @@ func TestLockExcludesAndNamesHolder(t *testing.T) {
 	if err := unlock(); err != nil { // a stale unlock must not touch the new holder
 		t.Fatal(err)
 	}
-	if _, err := s.Lock(ctx, 0, "mirrorctl watch"); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "mirrorctl rollback") {
-		t.Errorf("Lock while rollback holds it: %v, want ErrLocked naming mirrorctl rollback", err)
+	if _, err := s.Lock(ctx, 0, "mirrorctl watch"); !errors.Is(err, ErrLocked) {
+		t.Errorf("Lock while rollback holds it: %v, want ErrLocked", err)
 	}
 }
 
@@ -93,6 +95,6 @@ func TestHolderUnknown(t *testing.T) {
 	}
 	defer f.Close()
 	if got := holder(f); got != "holder unknown" {
-		t.Errorf("holder of an empty lock file = %q", got)
+		t.Errorf("holder of a lock file nobody holds = %q", got)
 	}
 }

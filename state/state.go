@@ -153,7 +153,8 @@ func (s *Store) statePath() string { return path.Join(s.Dir, stateName) }
 func (s *Store) Load() (*State, error) {
 	data, err := s.Root.ReadFile(s.statePath(), maxState)
 	if errors.Is(err, fs.ErrNotExist) {
-		s.saved = nil
+		// Saving an empty state over no file writes nothing either.
+		s.saved, _ = encodeState(New())
 		return New(), nil
 	}
 	if err != nil {
@@ -199,6 +200,12 @@ func encodeState(st *State) ([]byte, error) {
 	return append(data, '\n'), nil
 }
 
+// Changed reports whether Save would write st.
+func (s *Store) Changed(st *State) bool {
+	data, err := encodeState(st)
+	return err != nil || s.saved == nil || !bytes.Equal(data, s.saved)
+}
+
 // Save writes state.json atomically, mode 0600 in a 0700 directory, unless
 // it would hold the bytes it already holds.
 func (s *Store) Save(st *State) error {
@@ -239,6 +246,10 @@ func (st *State) Record(engine string, changes []render.Change) {
 			continue
 		}
 		prev, known := st.Files[p]
+		if c.File.Merged && len(c.File.Keys) == 0 {
+			delete(st.Files, p) // a shared file with nothing of mirrorctl's in it
+			continue
+		}
 		e := Entry{Engine: engine, SHA256: sum(c.File.Data), Secret: c.File.Secret, Primary: c.File.Primary}
 		e.Merged, e.Keys = c.File.Merged, slices.Clone(c.File.Keys)
 		switch {
