@@ -8,7 +8,7 @@ E2E_APT_PACKAGES=(
   containerd runc docker.io docker-registry apache2-utils busybox-static
   systemd-container debootstrap procps iproute2 util-linux
   curl jq gcc libc6-dev ca-certificates debian-archive-keyring
-  lintian rpm cloud-init
+  lintian rpm cloud-init openssl
 )
 
 # Go-built tools: NAME=PACKAGE[,PACKAGE...]@VERSION, built with `go install` in module mode.
