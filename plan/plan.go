@@ -226,6 +226,12 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}
 		for _, f := range res.Files {
+			// Defence in depth: whatever names went into it, a file the
+			// engine owns whole lies where the engine keeps its files.
+			if !f.Merged && !within(f.Path, d.Owns) {
+				return nil, fmt.Errorf("%s: renders %s, outside the places it manages (%s); refusing to write it",
+					e.Name(), f.Path, strings.Join(d.Owns, ", "))
+			}
 			if other, dup := owner[f.Path]; dup {
 				return nil, fmt.Errorf("%s and %s both render %s; give one of them another path in the spec", other, e.Name(), f.Path)
 			}
