@@ -28,7 +28,7 @@ var containerdBinaries = []string{"/usr/bin/containerd", "/usr/local/bin/contain
 
 // containerd renders one hosts.toml per registry under a single
 // config_path directory, and points config.toml's CRI registry table at
-// it (docs/ENGINES.md §A).
+// it (docs/engines/containerd.md).
 type containerd struct{}
 
 // NewContainerd returns the containerd engine.

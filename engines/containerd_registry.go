@@ -9,7 +9,8 @@ import (
 
 // legacyContent is what config.toml's deprecated registry tables held.
 // containerd refuses `mirrors` (and 1.x `configs.*.tls`) next to
-// config_path, so they move into hosts.toml (docs/ENGINES.md §A.2).
+// config_path, so they move into hosts.toml
+// (docs/engines/containerd.md#legacy-registry-tables).
 type legacyContent struct {
 	mirrors map[string][]string   // registry → endpoints
 	tls     map[string]*legacyTLS // host → TLS

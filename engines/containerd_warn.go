@@ -210,7 +210,7 @@ func (rc *containerdRender) anyHeader(hosts map[string]*registryHosts) bool {
 
 // unusedCredentials warns about credentials keyed by a mirrored registry's
 // own name: containerd sends them only to that host, never to its mirrors
-// (docs/ENGINES.md §G.6).
+// (docs/engines/containerd.md#credentials-follow-the-host-contacted).
 func (rc *containerdRender) unusedCredentials(hosts map[string]*registryHosts) {
 	for _, key := range sortedKeys(rc.s.Configs) {
 		c := rc.s.Configs[key]

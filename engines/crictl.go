@@ -35,7 +35,8 @@ var criSockets = []string{
 const criDefault = "unix:///run/containerd/containerd.sock"
 
 // crictlEngine points crictl.yaml at the node's CRI socket. crictl reads the
-// file on every run, so nothing is ever restarted (docs/ENGINES.md §D).
+// file on every run, so nothing is ever restarted
+// (docs/engines/crictl.md#when-it-is-read).
 type crictlEngine struct{}
 
 // NewCrictl returns the crictl adapter.
@@ -180,8 +181,9 @@ func crictlEndpoint(c CrictlSettings, h Host, d Detection, w *warnList) string {
 //     when the detected crictl is newer than 1.36.
 //   - any other unknown key is kept, with a warning: we do not know what it
 //     means (a typo? a key from a newer crictl?), and the keys mirrorctl does
-//     not manage in shared files survive (DESIGN.md, guarantee 3). The user
-//     gets told exactly which line breaks crictl.
+//     not manage in shared files survive
+//     (README.md#guarantees-and-how-they-hold). The user gets told exactly
+//     which line breaks crictl.
 //   - a timeout written as a duration ("10s") is rewritten in whole
 //     seconds, which is what was meant; other bad values get a warning.
 func checkCrictlKeys(m *yaml.Node, file, version string, w *warnList) (changed bool) {

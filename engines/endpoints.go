@@ -12,8 +12,8 @@ import (
 // This file turns the spec's mirrors: and configs: into one host list per
 // registry, the way k3s does it for its embedded containerd
 // (k3s-io/k3s:pkg/agent/containerd/config.go getHostConfigs;
-// docs/ENGINES.md §C.3), so that any registries.yaml yields the same
-// endpoints in the same order under upstream containerd.
+// docs/engines/k3s.md#how-k3s-renders-mirrors), so that any registries.yaml
+// yields the same endpoints in the same order under upstream containerd.
 
 // hubHost is the host containerd contacts for docker.io (docker.DefaultHost).
 const hubHost = spec.HubHost

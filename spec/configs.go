@@ -195,7 +195,7 @@ func (p *parser) password(e entry) credentials.Secret {
 // checkAuth checks a k3s/containerd `auth` value: base64 of "user:password".
 // A trailing newline in the decoded value is the `echo user:pass | base64`
 // mistake; containerd and the docker CLI keep it in the password and every
-// pull gets 401 (docs/ENGINES.md §G.4).
+// pull gets 401 (docs/credentials.md#basic-auth-without-a-newline).
 func (p *parser) checkAuth(n *yaml.Node) {
 	const hint = "encode it with printf %s 'user:pass' | base64, or mirrorctl auth encode"
 	if strings.ContainsAny(n.Value, " \t\r\n") {
