@@ -31,7 +31,7 @@ const (
 
 // dockerEngine renders dockerd's daemon.json (registry-mirrors and
 // insecure-registries only), /etc/docker/certs.d/<host>/ TLS files and the
-// `auths` of chosen users' ~/.docker/config.json. See docs/ENGINES.md §B.
+// `auths` of chosen users' ~/.docker/config.json. See docs/engines/docker-registry.md.
 type dockerEngine struct{}
 
 // NewDocker returns the Docker Engine adapter.

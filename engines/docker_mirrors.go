@@ -115,7 +115,7 @@ func dockerMirrorURL(ep, version string) (mirror, note string) {
 
 // hubMirrorCredentials warns that a Hub mirror's own credentials are never
 // used: dockerd sends the client's Docker Hub login, if any, to every
-// mirror (moby#30880, moby#42022; docs/REAL-ENGINES.md §6).
+// mirror (moby#30880, moby#42022; docs/engines/docker-registry.md#mirror-credentials).
 func hubMirrorCredentials(s *spec.Spec, ep string, w *warnList) {
 	u, err := dockerEndpointURL(ep)
 	if err != nil {
