@@ -9,10 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mirrorctl/mirrorctl/internal/hosttest"
 )
 
 func TestLockExcludesAndNamesHolder(t *testing.T) {
-	s := Open(openRoot(t, t.TempDir()))
+	s := Open(hosttest.Root(t, t.TempDir()))
 	ctx := context.Background()
 	unlock, err := s.Lock(ctx, 0, "mirrorctl sync")
 	if err != nil {
@@ -54,7 +56,7 @@ func TestLockExcludesAndNamesHolder(t *testing.T) {
 }
 
 func TestLockWaitsForRelease(t *testing.T) {
-	s := Open(openRoot(t, t.TempDir()))
+	s := Open(hosttest.Root(t, t.TempDir()))
 	unlock, err := s.Lock(context.Background(), 0, "mirrorctl sync")
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +70,7 @@ func TestLockWaitsForRelease(t *testing.T) {
 }
 
 func TestLockRespectsContext(t *testing.T) {
-	s := Open(openRoot(t, t.TempDir()))
+	s := Open(hosttest.Root(t, t.TempDir()))
 	unlock, err := s.Lock(context.Background(), 0, "mirrorctl sync")
 	if err != nil {
 		t.Fatal(err)
