@@ -224,7 +224,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 		}
 	}
 	want, drop := rc.authEntries(hosts)
-	more, err := cfg.setRegistry(schema, p.certsDir, want, drop)
+	more, err := cfg.setRegistry(schema, p.certsDir, rel, want, drop)
 	if err != nil {
 		return Result{}, err
 	}
