@@ -85,7 +85,15 @@ func (e dockerEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detectio
 	}
 	var why string
 	d.Managed, why = toggleManaged(Enabled(s, "docker"), d.Found)
-	d.Reason = joinReason(found, why)
+	var store string
+	if d.Found || d.Managed {
+		st := detectImageStore(ctx, h, cfg, d.Version)
+		d.ImageStore, store = st.store, st.why
+		if d.Version == "" {
+			d.Version = st.version
+		}
+	}
+	d.Reason = joinReason(found, store, why)
 	return d
 }
 
