@@ -120,7 +120,9 @@ func configuredImageStore(fsys fs.FS, cfg dockerSettings, version string) imageS
 	if flags.dataRoot != "" {
 		root = flags.dataRoot
 	}
-	classic := func(why string) imageStore { return imageStore{store: storeClassic, why: "image store classic (" + why + ")"} }
+	classic := func(why string) imageStore {
+		return imageStore{store: storeClassic, why: "image store classic (" + why + ")"}
+	}
 	containerd := func(why string) imageStore {
 		return imageStore{store: storeContainerd, why: "image store containerd (" + why + ")"}
 	}
