@@ -30,8 +30,10 @@ const (
 )
 
 // dockerEngine renders dockerd's daemon.json (registry-mirrors and
-// insecure-registries only), /etc/docker/certs.d/<host>/ TLS files and the
-// `auths` of chosen users' ~/.docker/config.json. See docs/ENGINES.md §B.
+// insecure-registries only), /etc/docker/certs.d/<host>/ (TLS files; with
+// the containerd image store of Docker ≥ 28 also hosts.toml for every
+// registry, docker_hosts.go) and the `auths` of chosen users'
+// ~/.docker/config.json. See docs/engines/docker.md.
 type dockerEngine struct{}
 
 // NewDocker returns the Docker Engine adapter.
