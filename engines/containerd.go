@@ -214,7 +214,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 		live, _ = buildRegistryHosts(lin)
 	}
 
-	w := &hostsWriter{certsDir: p.certsDir, specName: specName(s), config: p.config, header: header, configs: s.Configs}
+	w := &hostsWriter{certsDir: p.certsDir, specName: specName(s), config: p.config, header: header, group: "containerd:", configs: s.Configs}
 	var files []render.File
 	rendered := map[string][]render.File{}
 	for _, dir := range sortedKeys(live) {
@@ -224,7 +224,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 		}
 	}
 	want, drop := rc.authEntries(hosts)
-	more, err := cfg.setRegistry(schema, p.certsDir, want, drop)
+	more, err := cfg.setRegistry(schema, p.certsDir, rel, want, drop)
 	if err != nil {
 		return Result{}, err
 	}
@@ -255,7 +255,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 		rc.warn(spec.Pos{}, "%s disables the CRI plugin (disabled_plugins): kubelet and crictl pulls will not use these mirrors", p.config)
 	}
 	rc.specWarnings(hosts, want, h.FS)
-	if err := confinePaths(files, p.config, p.certsDir); err != nil {
+	if err := confinePaths("containerd", files, p.certsDir, p.config); err != nil {
 		return Result{}, err
 	}
 	return Result{Files: files, Warnings: rc.warns}, nil

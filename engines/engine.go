@@ -135,6 +135,10 @@ type Host struct {
 	// answer is cached while the binary does not change). Nil means
 	// versions come from sockets or stay unknown.
 	Version func(ctx context.Context, bin string, args ...string) (string, error)
+	// Resolve turns the host path of a daemon's socket into one mirrorctl
+	// can dial, confined to the root (hostfs.Root.Resolve). Nil means no
+	// daemon is asked anything.
+	Resolve func(hostPath string) (string, error)
 	// Down holds the mirror endpoints found not answering (mirrorctl
 	// watch --probe-interval), keyed by endpoint URL. Only containerd
 	// uses it: it leaves them out of hosts.toml, a live change. Engines

@@ -201,9 +201,11 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		h := engines.Host{FS: opts.Root.FS(), Version: opts.Version, Down: opts.Down, Owned: st.Owned(e.Name())}
+		h := engines.Host{FS: opts.Root.FS(), Version: opts.Version, Resolve: opts.Root.Resolve, Down: opts.Down, Owned: st.Owned(e.Name())}
 		if !wanted(s, opts.Only, e) {
-			h.Version = nil // an engine we will not manage is not asked its version
+			// An engine we will not manage is not asked its version, nor
+			// is its daemon asked anything.
+			h.Version, h.Resolve = nil, nil
 		}
 		d := e.Detect(ctx, h, s)
 		d.Engine = e.Name()

@@ -16,13 +16,7 @@ import (
 // exactly wantMirrors as its registry mirrors (dockerd reloads them on
 // SIGHUP asynchronously, so it polls until they match or ctx ends).
 func Docker(ctx context.Context, socket string, wantMirrors []string) error {
-	client := &http.Client{
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		}},
-		Timeout: 5 * time.Second,
-	}
+	client := dockerClient(socket)
 	want := normalizeMirrors(wantMirrors)
 	var got []string
 	err := retry(ctx, func(ctx context.Context) error {
@@ -47,6 +41,39 @@ func Docker(ctx context.Context, socket string, wantMirrors []string) error {
 		return fmt.Errorf("dockerd at %s: %w", socket, err)
 	}
 	return nil
+}
+
+// DockerInfo is what detection reads of dockerd's /info.
+type DockerInfo struct {
+	ServerVersion string
+	// Driver is the graph driver ("overlay2") or, with the containerd image
+	// store, the snapshotter ("overlayfs").
+	Driver string
+	// DriverStatus holds ["driver-type", "io.containerd.snapshotter.v1"]
+	// with the containerd image store (moby daemon/containerd
+	// LayerStoreStatus), the graph driver's own facts otherwise.
+	DriverStatus [][2]string
+}
+
+// DockerInfoOnce asks dockerd on socket for /info, once: for detection,
+// where a daemon that does not answer within ctx counts as not running.
+func DockerInfoOnce(ctx context.Context, socket string) (DockerInfo, error) {
+	var info DockerInfo
+	if err := get(ctx, dockerClient(socket), "/info", &info); err != nil {
+		return DockerInfo{}, fmt.Errorf("dockerd at %s: %w", socket, err)
+	}
+	return info, nil
+}
+
+// dockerClient speaks HTTP to dockerd's API on a unix socket.
+func dockerClient(socket string) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		}},
+		Timeout: 5 * time.Second,
+	}
 }
 
 func get(ctx context.Context, c *http.Client, path string, into any) error {

@@ -25,13 +25,27 @@ const migratedMarker = "# Migrated from the legacy registry tables in "
 // TLS copies in a registry directory, named as in Docker's certs.d layout.
 var tlsFileNames = []string{"ca.crt", "client.cert", "client.key"}
 
+// This file writes the host lists of endpoints.go as certs.d/<host>/hosts.toml
+// plus the TLS copies beside it. Two engines read such a tree with
+// containerd's hosts loader (core/remotes/docker/config): containerd itself
+// (its config_path), and dockerd's containerd image store (Docker ≥ 28,
+// /etc/docker/certs.d; moby daemon/hosts.go RegistryHosts).
+
 // hostsWriter renders certs.d for one spec.
 type hostsWriter struct {
 	certsDir string
 	specName string
 	config   string // config.toml path, named in migrated files
-	header   bool   // credentials: header
-	configs  map[string]*spec.Config
+	header   bool   // credentials as an Authorization header
+	// mirrorHeadersOnly leaves the header off a registry's own endpoint
+	// (the server line, unless a mirror took its place): dockerd sends the
+	// client's credentials there itself.
+	mirrorHeadersOnly bool
+	// group prefixes the render group of each registry directory
+	// ("containerd:", "docker:certs.d/"), which keeps hosts.toml and the
+	// files it names together.
+	group   string
+	configs map[string]*spec.Config
 }
 
 // needsFile reports whether the registry says more than containerd's
@@ -48,7 +62,7 @@ func (w *hostsWriter) needsFile(rh *registryHosts) bool {
 // the configs: entry named after the directory.
 func (w *hostsWriter) files(rh *registryHosts) []render.File {
 	dir := path.Join(w.certsDir, rh.dir)
-	group := "containerd:" + rh.dir
+	group := w.group + rh.dir
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s from %s. DO NOT EDIT.\n", hostsMarker, w.specName)
 	if rh.migrated {
@@ -163,7 +177,7 @@ func (w *hostsWriter) tlsLines(e *hostEndpoint) []string {
 // mode, or "".
 func (w *hostsWriter) headerAuth(e *hostEndpoint) string {
 	a := e.auth()
-	if !w.header || a == nil {
+	if !w.header || a == nil || (w.mirrorHeadersOnly && e.mirror == nil) {
 		return ""
 	}
 	if b := a.Basic(); !b.IsZero() {
@@ -194,7 +208,7 @@ func (w *hostsWriter) stale(fsys fs.FS, rendered map[string][]render.File, specD
 		if err != nil || !bytes.HasPrefix(data, []byte(hostsMarker)) {
 			continue
 		}
-		group := "containerd:" + ent.Name()
+		group := w.group + ent.Name()
 		want, isRendered := rendered[ent.Name()]
 		if !isRendered && !specDirs[ent.Name()] && isMigrated(data) {
 			out = append(out, render.File{Path: hostsPath, Data: data, Mode: 0o644, Group: group, Primary: true})
