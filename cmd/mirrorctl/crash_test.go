@@ -36,6 +36,9 @@ const crashChildEnv = "MIRRORCTL_TEST_RUN_AS_MIRRORCTL"
 // arguments after "--"), so the crash and signal tests can kill or stop a
 // real process without a separate build; otherwise it runs the tests.
 func TestMain(m *testing.M) {
+	if home := os.Getenv(attackerEnv); home != "" {
+		os.Exit(attack(home, os.Args[1:]))
+	}
 	if os.Getenv(crashChildEnv) == "1" {
 		args := os.Args
 		if i := slices.Index(args, "--"); i >= 0 {

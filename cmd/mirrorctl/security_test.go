@@ -51,8 +51,20 @@ engines:
 // healthy.
 func newAliceHost(t *testing.T) (h *host, spec string) {
 	t.Helper()
+	return newAliceHostIn(t, "")
+}
+
+// newAliceHostIn is newAliceHost with the root at root ("" for anywhere).
+func newAliceHostIn(t *testing.T, root string) (h *host, spec string) {
+	t.Helper()
 	requireRoot(t)
 	h = newHost(t)
+	if root != "" {
+		if err := os.Rename(h.root, root); err != nil {
+			t.Fatal(err)
+		}
+		h.root = root
+	}
 	h.healthy = func(string) error { return nil }
 	f, err := os.OpenFile(filepath.Join(h.root, "etc/passwd"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
