@@ -32,12 +32,13 @@ const raceSyncs = 200
 // attackerEnv makes TestMain the attacker (attack), in the home it names.
 const attackerEnv = "MIRRORCTL_TEST_ATTACK_HOME"
 
-// raceEnv=1 runs the race test: about 20 s, so not part of `go test ./...`.
+// raceEnv=1 runs the race test: about 10 s on two cores, so it is left out
+// of `go test ./...` and run by its own target.
 const raceEnv = "MIRRORCTL_TEST_RACE"
 
 func TestRaceUsersLinksDuringSyncs(t *testing.T) {
 	if os.Getenv(raceEnv) != "1" {
-		t.Skip("takes about 20 s: run with " + raceEnv + "=1")
+		t.Skip("takes about 10 s: run with " + raceEnv + "=1")
 	}
 	requireRoot(t)
 	start := time.Now()
