@@ -41,7 +41,7 @@ func setHealth(g *globalFlags, f func(ctx context.Context, engine string) error)
 }
 
 // blockingHealth is a health check that never passes: it says it is
-// waiting, on w, and returns when ctx ends.
+// waiting (through say) and returns when ctx ends.
 func blockingHealth(say func(string)) func(ctx context.Context, engine string) error {
 	return func(ctx context.Context, engine string) error {
 		say(healthWaiting + " " + engine)

@@ -391,8 +391,9 @@ func TestLockFileLinkIsRefused(t *testing.T) {
 	if err := os.WriteFile(victim, []byte("precious\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	for _, target := range []string{victim, "/etc/passwd"} {
-		t.Run(strings.ReplaceAll(strings.Trim(target, "/"), "/", "_"), func(t *testing.T) {
+	for _, tc := range []struct{ name, target string }{{"outside_the_root", victim}, {"etc_passwd_under_the_root", "/etc/passwd"}} {
+		target := tc.target
+		t.Run(tc.name, func(t *testing.T) {
 			h := newHost(t)
 			h.healthy = func(string) error { return nil }
 			dir := filepath.Join(h.root, "var/lib/mirrorctl")
