@@ -189,8 +189,8 @@ func TestDaemonSet(t *testing.T) {
 	if sc.Capabilities != nil {
 		add := slices.Clone(sc.Capabilities.Add)
 		slices.Sort(add)
-		if !slices.Equal(add, []corev1.Capability{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}) {
-			t.Errorf("added capabilities %v, want CHOWN DAC_OVERRIDE FOWNER SETGID SETUID", add)
+		if !slices.Equal(add, []corev1.Capability{"CHOWN", "DAC_OVERRIDE", "FOWNER"}) {
+			t.Errorf("added capabilities %v, want CHOWN DAC_OVERRIDE FOWNER", add)
 		}
 	}
 	// Ready means "this node has its mirrors" (/readyz); alive is /healthz.
