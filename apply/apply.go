@@ -127,7 +127,12 @@ func Sync(ctx context.Context, s *spec.Spec, o Options) (*Result, error) {
 	if res != nil {
 		res.Conflicts, res.Narrowed = conflicts, narrowed
 	}
-	if err == nil && len(conflicts) > 0 {
+	switch {
+	case err != nil || len(conflicts) == 0:
+	case o.Adopt:
+		// Only removals are left: adopting takes files over, never deletes.
+		err = fmt.Errorf("%w: %d file(s) not removed; --adopt never removes a file mirrorctl did not write or that changed since", ErrConflicts, len(conflicts))
+	default:
 		err = fmt.Errorf("%w: %d file(s); re-run with --adopt to take them over", ErrConflicts, len(conflicts))
 	}
 	return res, err

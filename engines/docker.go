@@ -135,7 +135,7 @@ func (e dockerEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) 
 		return Result{}, fmt.Errorf("docker: %w", err)
 	}
 	res.Files = append(res.Files, auths...)
-	released, err := releaseJSONFiles(h, res.Files)
+	released, err := releaseJSONFiles(h, res.Files, w)
 	if err != nil {
 		return Result{}, fmt.Errorf("docker: %w", err)
 	}

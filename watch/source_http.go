@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 )
@@ -111,7 +110,7 @@ func NewHTTPSource(rawURL string, o HTTPOptions) (*HTTPSource, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
+		pem, err := readOwn(o.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("--ca-file: %w", err)
 		}

@@ -32,15 +32,18 @@ import (
 const crashChildEnv = "MIRRORCTL_TEST_RUN_AS_MIRRORCTL"
 
 // TestMain is mirrorctl itself when crashChildEnv is set (with the
-// arguments after "--"), so the crash test can kill a real process without
-// a separate build; otherwise it runs the tests.
+// arguments after "--"), so the crash and signal tests can kill or stop a
+// real process without a separate build; otherwise it runs the tests.
 func TestMain(m *testing.M) {
+	if home := os.Getenv(attackerEnv); home != "" {
+		os.Exit(attack(home, os.Args[1:]))
+	}
 	if os.Getenv(crashChildEnv) == "1" {
 		args := os.Args
 		if i := slices.Index(args, "--"); i >= 0 {
 			args = args[i+1:]
 		}
-		os.Exit(run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr))
+		os.Exit(childMain(args))
 	}
 	os.Exit(m.Run())
 }
