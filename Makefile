@@ -36,11 +36,14 @@ test:
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory test-kubernetes
 
-# The crash test: a real `mirrorctl sync` SIGKILLed at 200 random instants
-# (a minute or two); every file must be old or new, and the next sync must
-# converge. Its deterministic replays run in `make test`.
+# The long loops, a minute or two each (root): a real `mirrorctl sync`
+# SIGKILLed at 200 random instants (every file old or new, the next sync
+# converges; its deterministic replays run in `make test`), and 200 syncs
+# while an unprivileged user swaps links in their home (nothing outside
+# mirrorctl's targets changes owner, mode or content).
 crash:
 	$(GO) test -count=1 -tags crashloop -run TestCrashDuringSync -timeout 20m ./cmd/mirrorctl/
+	MIRRORCTL_TEST_RACE=1 $(GO) test -count=1 -run TestRaceUsersLinksDuringSyncs -timeout 20m ./cmd/mirrorctl/
 
 # Real engines in a private network namespace; root only. See e2e/README.md.
 e2e: build package image
