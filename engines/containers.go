@@ -196,7 +196,7 @@ func (e containersEngine) Render(s *spec.Spec, h Host, d Detection) (Result, err
 	var files []render.File
 	tables := containersTables(s, w)
 	if len(tables) > 0 {
-		files = append(files, render.File{Path: p.dropIn, Data: marshalRegistriesConf(tables, specName(s)), Mode: 0o644})
+		files = append(files, render.File{Path: p.dropIn, Data: marshalRegistriesConf(tables), Mode: 0o644})
 		containersOtherFiles(h.FS, p.dropIn, tables, w)
 	}
 	files = append(files, containersCerts(s, p.certsDir, w)...)
@@ -207,7 +207,7 @@ func (e containersEngine) Render(s *spec.Spec, h Host, d Detection) (Result, err
 	}
 	files = append(files, auths...)
 	if d.Unit != "" && len(entries) > 0 {
-		crio, err := crioAuthFiles(h, p, specName(s), entries, keys, w)
+		crio, err := crioAuthFiles(h, p, entries, keys, w)
 		if err != nil {
 			return Result{}, err
 		}

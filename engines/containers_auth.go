@@ -196,7 +196,7 @@ func mergeContainersAuth(h Host, u passwdEntry, entries map[string]map[string]st
 // CRI-O reads the path once, at start, and the file at every pull that
 // kubelet sends no credentials for; with global_auth_file set it reads no
 // other auth file.
-func crioAuthFiles(h Host, p containersPaths, from string, entries map[string]map[string]string, keys []string, w *warnList) ([]render.File, error) {
+func crioAuthFiles(h Host, p containersPaths, entries map[string]map[string]string, keys []string, w *warnList) ([]render.File, error) {
 	auths := &jsonObject{vals: map[string]json.RawMessage{}}
 	for _, k := range keys {
 		auths.set(k, entries[k])
@@ -204,7 +204,8 @@ func crioAuthFiles(h Host, p containersPaths, from string, entries map[string]ma
 	doc := &jsonObject{vals: map[string]json.RawMessage{}}
 	doc.setRaw(keyAuths, auths.marshal())
 	var conf strings.Builder
-	fmt.Fprintf(&conf, "%s from %s. DO NOT EDIT.\n", containersHeader, from)
+	// No spec name in the header: renaming the spec must not restart CRI-O.
+	conf.WriteString(containersHeader + ". DO NOT EDIT.\n")
 	conf.WriteString("# CRI-O reads global_auth_file's path at start and the file at every pull.\n")
 	fmt.Fprintf(&conf, "[crio.image]\nglobal_auth_file = %s\n", tomlQuote(p.crioAuthFile))
 	crioOtherAuthFiles(h.FS, p, w)

@@ -208,9 +208,10 @@ func endpointPos(m *spec.Mirror, u *url.URL) spec.Pos {
 }
 
 // marshalRegistriesConf writes the tables as a v2 registries.conf.
-func marshalRegistriesConf(tables []regTable, from string) []byte {
+// The header names no spec file: renaming the spec must not reload CRI-O.
+func marshalRegistriesConf(tables []regTable) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s from %s. DO NOT EDIT.\n", containersHeader, from)
+	b.WriteString(containersHeader + ". DO NOT EDIT.\n")
 	b.WriteString("# containers-registries.conf(5): Podman, Buildah and Skopeo read it at every\n")
 	b.WriteString("# command, CRI-O when it is reloaded. A later drop-in with the same prefix\n")
 	b.WriteString("# replaces a table of this file.\n")
