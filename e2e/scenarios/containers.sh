@@ -52,10 +52,11 @@ podman_() {
 }
 skopeo_() { "${CT_ENV[@]}" timeout 120 skopeo "$@"; }
 
-# served_ct LOG MARK REF: since MARK the registry answered 200 to a manifest request for
-# library/test with REF (a tag or a digest).
+# served_ct LOG MARK REF [AGENT]: since MARK the registry answered 200 to a manifest
+# request for library/test with REF (a tag or a digest), from containers/image's user
+# agent (podman's is containers/<version>, skopeo's skopeo/<version>).
 served_ct() {
-  log_since "$1" "$2" | grep -E "\"(GET|HEAD) /v2/$IMAGE_REPO/manifests/$3 HTTP/1\\.1\" 200" >/dev/null
+  log_since "$1" "$2" | grep -E "\"(GET|HEAD) /v2/$IMAGE_REPO/manifests/$3 HTTP/1\\.1\" 200 .*\"${4:-containers}/" >/dev/null
 }
 # asked_ct LOG MARK: since MARK the registry got any manifest request for library/test.
 asked_ct() {
@@ -72,13 +73,15 @@ ct_pull_via() {
   served_ct "$log" "$mark" "$ref" || { echo "pulled, but $log shows no 200 for manifests/$ref"; return 1; }
 }
 
-# ct_pull_not_from LOG IMAGE: podman pull IMAGE succeeds and LOG shows no manifest request.
-ct_pull_not_from() {
-  local log=$1 img=$2 mark out
+# ct_pull_from_not FROM_LOG NOT_LOG REF IMAGE: podman pull IMAGE succeeds, FROM_LOG shows
+# it served (manifests/REF), NOT_LOG shows no manifest request at all.
+ct_pull_from_not() {
+  local from=$1 not=$2 ref=$3 img=$4 m1 m2 out
   podman_ rmi -f "$img" >/dev/null 2>&1
-  mark=$(log_mark "$log")
+  m1=$(log_mark "$from") m2=$(log_mark "$not")
   out=$(podman_ pull "$img" 2>&1) || { echo "$out"; return 1; }
-  ! asked_ct "$log" "$mark" || { echo "$log shows a manifest request for this pull:"; log_since "$log" "$mark" | grep manifests; return 1; }
+  served_ct "$from" "$m1" "$ref" || { echo "pulled, but $from shows no 200 for manifests/$ref"; return 1; }
+  ! asked_ct "$not" "$m2" || { echo "$not shows a manifest request for this pull:"; log_since "$not" "$m2" | grep manifests; return 1; }
 }
 
 # skopeo_inspect_via LOG IMAGE: skopeo inspect reports the test image's digest and LOG
@@ -86,10 +89,11 @@ ct_pull_not_from() {
 skopeo_inspect_via() {
   local mark out
   mark=$(log_mark "$1")
-  out=$(skopeo_ inspect "docker://$2" 2>&1) || { echo "$out"; return 1; }
+  # --no-tags: the tag list comes from the registry itself, never from a mirror.
+  out=$(skopeo_ inspect --no-tags "docker://$2" 2>&1) || { echo "$out"; return 1; }
   jq -r .Digest <<<"$out"
   [ "$(jq -r .Digest <<<"$out")" = "$IMAGE_DIGEST" ] || { echo "digest is not $IMAGE_DIGEST"; return 1; }
-  served_ct "$1" "$mark" latest || { echo "inspected, but $1 shows no 200 for manifests/latest"; return 1; }
+  served_ct "$1" "$mark" latest skopeo || { echo "inspected, but $1 shows no 200 for manifests/latest"; return 1; }
 }
 
 # ct_pull_fails IMAGE: podman pull IMAGE fails.
@@ -147,6 +151,9 @@ sc_containers() {
   SCEN_FILES=(/etc/containers/registries.conf.d /etc/containers/certs.d /root/.config/containers /var/lib/mirrorctl/state.json)
   info "$(podman --version), $(skopeo --version); Debian's registries.conf.d: $(ls /etc/containers/registries.conf.d | tr '\n' ' ')"
   containers_spec >"$d/spec.yaml"
+  # the pushed image's digest (image_push ran in a check's subshell)
+  IMAGE_DIGEST=$(crane_ digest "$REG_OPEN/$IMAGE_REPO:$IMAGE_TAG" 2>>"$SCEN_LOG")
+  [ -n "$IMAGE_DIGEST" ] || { fail "the test image's digest (crane digest)" "$SCEN_LOG"; containers_cleanup; return; }
 
   check "no credentials anywhere podman looks before the sync" no_creds_around
   check "before the sync, podman pull docker.io/$IMAGE_REPO:$IMAGE_TAG fails (Docker Hub is unreachable here)" \
@@ -165,12 +172,12 @@ sc_containers() {
     ct_pull_via "$REG_LOG_AUTH" "$IMAGE_TAG" "docker.io/$IMAGE_REPO:$IMAGE_TAG"
   check "podman pull registry.example.invalid/$IMAGE_REPO:$IMAGE_TAG served by the auth mirror" \
     ct_pull_via "$REG_LOG_AUTH" "$IMAGE_TAG" "registry.example.invalid/$IMAGE_REPO:$IMAGE_TAG"
-  check "skopeo inspect docker://docker.io/$IMAGE_REPO:$IMAGE_TAG through the auth mirror" \
+  check "skopeo inspect --no-tags docker://docker.io/$IMAGE_REPO:$IMAGE_TAG through the auth mirror" \
     skopeo_inspect_via "$REG_LOG_AUTH" "docker.io/$IMAGE_REPO:$IMAGE_TAG"
-  check "digest only (capabilities: [pull]): the tag $REG_OPEN/$IMAGE_REPO:$IMAGE_TAG comes from $REG_OPEN itself, not the mirror" \
-    ct_pull_not_from "$REG_LOG_AUTH" "$REG_OPEN/$IMAGE_REPO:$IMAGE_TAG"
-  check "digest only: $REG_OPEN/$IMAGE_REPO@<digest> is served by the mirror" \
-    ct_pull_via "$REG_LOG_AUTH" "$IMAGE_DIGEST" "$REG_OPEN/$IMAGE_REPO@$IMAGE_DIGEST"
+  check "digest only (capabilities: [pull]): the tag $REG_OPEN/$IMAGE_REPO:$IMAGE_TAG is served by $REG_OPEN itself, not the mirror" \
+    ct_pull_from_not "$REG_LOG_OPEN" "$REG_LOG_AUTH" "$IMAGE_TAG" "$REG_OPEN/$IMAGE_REPO:$IMAGE_TAG"
+  check "digest only: $REG_OPEN/$IMAGE_REPO@<digest> is served by the mirror, not by $REG_OPEN" \
+    ct_pull_from_not "$REG_LOG_AUTH" "$REG_LOG_OPEN" "$IMAGE_DIGEST" "$REG_OPEN/$IMAGE_REPO@$IMAGE_DIGEST"
   check "mirrorctl plan --exit-code: nothing pending after the sync (idempotent)" \
     mctl plan --config "$d/spec.yaml" --exit-code
 
