@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/mirrorctl
 DEMO     ?= /tmp/mirrorctl-demo
 
-.PHONY: all build test crash e2e bench soak demo lint clean package package-build package-docs lint-package image test-kubernetes cloud-init-examples
+.PHONY: all build test crash e2e bench soak demo lint clean package package-build package-docs lint-package image test-kubernetes test-containers cloud-init-examples
 
 # ---------------------------------------------------------------- packaging (issue 6)
 # Pinned tools are built once into .tools/<name>@<version>/ (not committed).
@@ -35,6 +35,7 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory test-kubernetes
+	$(MAKE) --no-print-directory test-containers
 
 # The long loops, a minute or two each (root): a real `mirrorctl sync`
 # SIGKILLed at 200 random instants (every file old or new, the next sync
@@ -117,3 +118,10 @@ test-kubernetes:
 # Rewrite packaging/cloud-init/*.yaml from the generator (a test keeps them equal).
 cloud-init-examples:
 	$(GO) test ./cmd/mirrorctl -run TestCloudInitExamples -count=1 -update-examples
+
+# The containers engine's files judged by containers/image itself
+# (sysregistriesv2, pkg/docker/config), the library of CRI-O, Podman,
+# Buildah and Skopeo: a separate module, so that it stays out of
+# mirrorctl's own go.mod.
+test-containers:
+	cd engines/containerstest && GOWORK=off GOFLAGS=-mod=readonly $(GO) test -count=1 ./...

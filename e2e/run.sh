@@ -104,6 +104,7 @@ inner_main() {
   run_scenario k3s/sync sc_k3s
   run_scenario docker/handmade sc_docker_handmade
   run_scenario docker/sync sc_docker_sync
+  run_scenario containers/podman sc_containers
   run_scenario node/sync sc_node_sync
   run_scenario node/unhealthy sc_node_unhealthy
   run_scenario node/activation sc_node_activation

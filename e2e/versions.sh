@@ -9,6 +9,7 @@ E2E_APT_PACKAGES=(
   systemd-container debootstrap procps iproute2 util-linux
   curl jq gcc libc6-dev ca-certificates debian-archive-keyring
   lintian rpm cloud-init openssl
+  podman skopeo
 )
 
 # Go-built tools: NAME=PACKAGE[,PACKAGE...]@VERSION, built with `go install` in module mode.

@@ -135,7 +135,7 @@ func (e dockerEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) 
 		return Result{}, fmt.Errorf("docker: %w", err)
 	}
 	res.Files = append(res.Files, auths...)
-	released, err := releaseJSONFiles(h, res.Files, w)
+	released, err := releaseJSONFiles(h, res.Files, w, dockerShared, "Docker (daemon.json and users' .docker/config.json)")
 	if err != nil {
 		return Result{}, fmt.Errorf("docker: %w", err)
 	}

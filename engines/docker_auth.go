@@ -68,20 +68,12 @@ func dockerAuthFiles(s *spec.Spec, h Host, w *warnList) ([]render.File, error) {
 	if len(users) == 0 {
 		return nil, nil
 	}
-	passwd, _, err := readOptional(h.FS, "/etc/passwd")
+	accounts, err := lookupUsers(h, users, "engines.docker.auth_users")
 	if err != nil {
 		return nil, err
 	}
-	accounts := parsePasswd(passwd)
 	var out []render.File
-	for _, name := range users {
-		acct, ok := accounts[name]
-		if !ok {
-			return nil, fmt.Errorf("engines.docker.auth_users: no user %q in /etc/passwd", name)
-		}
-		if !path.IsAbs(acct.home) || path.Clean(acct.home) != acct.home || acct.home == "/" {
-			return nil, fmt.Errorf("engines.docker.auth_users: user %q has home %q in /etc/passwd, not a clean absolute directory", name, acct.home)
-		}
+	for _, acct := range accounts {
 		f, err := mergeDockerConfig(h, acct, entries, hosts, w)
 		if err != nil {
 			return nil, err
@@ -129,6 +121,28 @@ func dockerAuthEntries(s *spec.Spec, w *warnList) (map[string]map[string]string,
 		keys = append(keys, key)
 	}
 	return entries, keys
+}
+
+// lookupUsers finds users in /etc/passwd, each with a clean absolute home
+// that is not "/"; setting names the spec key, for errors.
+func lookupUsers(h Host, users []string, setting string) ([]passwdEntry, error) {
+	passwd, _, err := readOptional(h.FS, "/etc/passwd")
+	if err != nil {
+		return nil, err
+	}
+	accounts := parsePasswd(passwd)
+	var out []passwdEntry
+	for _, name := range users {
+		acct, ok := accounts[name]
+		if !ok {
+			return nil, fmt.Errorf("%s: no user %q in /etc/passwd", setting, name)
+		}
+		if !path.IsAbs(acct.home) || path.Clean(acct.home) != acct.home || acct.home == "/" {
+			return nil, fmt.Errorf("%s: user %q has home %q in /etc/passwd, not a clean absolute directory", setting, name, acct.home)
+		}
+		out = append(out, acct)
+	}
+	return out, nil
 }
 
 type passwdEntry struct {

@@ -39,7 +39,10 @@ func ownedEntries(h Host, file string) map[string]bool {
 // The files come from state.json alone, which is an input like any other:
 // an entry that names a file Docker's settings cannot name is ignored with
 // a warning, never edited or removed.
-func releaseJSONFiles(h Host, rendered []render.File, w *warnList) ([]render.File, error) {
+//
+// shared says which paths the engine shares at all: a state.json entry
+// naming anything else is warned about and never changed or removed.
+func releaseJSONFiles(h Host, rendered []render.File, w *warnList, shared func(string) bool, what string) ([]render.File, error) {
 	targeted := map[string]bool{}
 	for _, f := range rendered {
 		targeted[f.Path] = true
@@ -50,8 +53,8 @@ func releaseJSONFiles(h Host, rendered []render.File, w *warnList) ([]render.Fil
 		if targeted[p] || !own.Merged {
 			continue
 		}
-		if !dockerShared(p) {
-			w.add(spec.Pos{}, "state.json lists %s as a file Docker shares, but mirrorctl shares only daemon.json and users' .docker/config.json with Docker: ignored, never changed or removed", p)
+		if !shared(p) {
+			w.add(spec.Pos{}, "state.json lists %s as a file mirrorctl shares with %s, which it is not: ignored, never changed or removed", p, what)
 			continue
 		}
 		old, exists, err := readOptional(h.FS, p)
@@ -89,7 +92,10 @@ func releaseJSONFiles(h Host, rendered []render.File, w *warnList) ([]render.Fil
 // dockerShared reports whether p can be a file Docker's settings name: a
 // daemon.json (daemon_json) or a user's .docker/config.json (auth_users).
 func dockerShared(p string) bool {
-	return path.Base(p) == "daemon.json" || strings.HasSuffix(p, "/.docker/config.json")
+	// A daemon.json moved by engines.docker.daemon_json is given back too
+	// when it lies in Docker's own directory.
+	return path.Base(p) == "daemon.json" || strings.HasSuffix(p, "/.docker/config.json") ||
+		(strings.HasPrefix(p, path.Dir(dockerDaemonJSON)+"/") && path.Ext(p) == ".json" && !strings.HasPrefix(p, dockerCertsDir+"/"))
 }
 
 // removeEntry removes one recorded entry from a shared JSON object; a list

@@ -35,6 +35,7 @@ var update = flag.Bool("update", false, "rewrite the out/ and warnings sections 
 //	-- owned.json --           what state.json records of earlier syncs (Host.Owned; optional)
 //	-- warnings --             expected warnings, one per line (optional)
 //	-- error --                a substring the Render error must contain (optional)
+//	-- pulls --                image -> pull sources, judged by containers/image (engines/containerstest)
 //
 // Any other file (secrets/x, certs/ca.crt) is readable by the spec loader
 // relative to spec.yaml. A file rendered with Remove set appears as

@@ -16,6 +16,17 @@ type Probe struct {
 	Containerd *ContainerdProbe `json:"containerd,omitempty"`
 	// Docker asks dockerd's API socket for /_ping and its registry mirrors.
 	Docker *DockerProbe `json:"docker,omitempty"`
+	// CRIO asks CRI-O's socket for the CRI Status and, after a restart,
+	// the global_auth_file it runs with.
+	CRIO *CRIOProbe `json:"crio,omitempty"`
+}
+
+// CRIOProbe is CRIO's input.
+type CRIOProbe struct {
+	Socket string `json:"socket"` // a host path
+	// GlobalAuthFile is the global_auth_file CRI-O must run with; empty
+	// checks only that it answers.
+	GlobalAuthFile string `json:"global_auth_file,omitempty"`
 }
 
 // ContainerdProbe is Containerd's input.
@@ -33,7 +44,7 @@ type DockerProbe struct {
 }
 
 // IsZero reports whether p checks nothing.
-func (p Probe) IsZero() bool { return p.Containerd == nil && p.Docker == nil }
+func (p Probe) IsZero() bool { return p.Containerd == nil && p.Docker == nil && p.CRIO == nil }
 
 // Check runs p. resolve turns a host path (a socket) into one mirrorctl
 // can dial: under --root, inside the root.
@@ -54,6 +65,15 @@ func (p Probe) Check(ctx context.Context, resolve func(hostPath string) (string,
 			err = Docker(ctx, sock, d.Mirrors)
 		} else {
 			err = fmt.Errorf("dockerd at %s does not answer: %w", d.Socket, err)
+		}
+		errs = append(errs, err)
+	}
+	if c := p.CRIO; c != nil {
+		sock, err := socket(ctx, resolve, c.Socket)
+		if err == nil {
+			err = CRIO(ctx, sock, c.GlobalAuthFile)
+		} else {
+			err = fmt.Errorf("crio at %s does not answer: %w", c.Socket, err)
 		}
 		errs = append(errs, err)
 	}
