@@ -3,6 +3,7 @@ package engines
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -359,7 +360,10 @@ func criLive(ctx context.Context, d Detection, cr criRegistry, p containerdPaths
 		return []Finding{finding(Info, "daemon_not_running", "", "containerd is not running (no socket %s): the routes are what it will do once started", socket)}
 	}
 	st, err := health.ContainerdState(ctx, sock)
-	if err != nil {
+	switch {
+	case errors.Is(err, health.ErrNotRunning):
+		return []Finding{finding(Info, "daemon_not_running", "", "containerd is not running (%v): the routes are what it will do once started", err)}
+	case err != nil:
 		return []Finding{finding(Warn, "daemon_not_answering", "check systemctl status containerd", "%v", err)}
 	}
 	var out []Finding

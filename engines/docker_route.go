@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"slices"
 	"strings"
@@ -167,7 +168,10 @@ func (e dockerEngine) Inspect(ctx context.Context, h Host, d Detection, s *spec.
 		return append(out, finding(Info, "daemon_not_running", "", "dockerd is not running (no socket %s): the routes are what it will do once started", socket))
 	}
 	st, err := health.DockerInfo(ctx, sock)
-	if err != nil {
+	switch {
+	case errors.Is(err, health.ErrNotRunning):
+		return append(out, finding(Info, "daemon_not_running", "", "dockerd is not running (%v): the routes are what it will do once started", err))
+	case err != nil:
 		return append(out, finding(Warn, "daemon_not_answering", "check systemctl status docker", "%v", err))
 	}
 	want := health.NormalizeMirrors(mirrors)

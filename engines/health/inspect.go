@@ -3,9 +3,12 @@ package health
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"syscall"
 
 	introspection "github.com/containerd/containerd/api/services/introspection/v1"
 	versionapi "github.com/containerd/containerd/api/services/version/v1"
@@ -18,6 +21,23 @@ import (
 // The functions below ask a running daemon once (no waiting for one that
 // is starting): `mirrorctl doctor` compares what it runs with against its
 // files. ctx bounds each.
+
+// ErrNotRunning is returned by ContainerdState and DockerInfo when nothing
+// listens on the socket (a stale socket file of a stopped daemon).
+var ErrNotRunning = errors.New("nothing listens on the socket")
+
+// listening checks that a daemon accepts connections on socket.
+func listening(ctx context.Context, socket string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: %w", socket, ErrNotRunning)
+		}
+		return err
+	}
+	return c.Close()
+}
 
 // CRIState is what a running containerd says about its CRI plugins.
 type CRIState struct {
@@ -38,6 +58,9 @@ type CRIState struct {
 // plugins and the registry config they run with.
 func ContainerdState(ctx context.Context, socket string) (CRIState, error) {
 	st := CRIState{Plugins: map[string]string{}}
+	if err := listening(ctx, socket); err != nil {
+		return st, err
+	}
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return st, fmt.Errorf("containerd at %s: %w", socket, err)
@@ -105,6 +128,9 @@ type DockerState struct {
 
 // DockerInfo asks dockerd on socket for /info.
 func DockerInfo(ctx context.Context, socket string) (DockerState, error) {
+	if err := listening(ctx, socket); err != nil {
+		return DockerState{}, err
+	}
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", socket)
