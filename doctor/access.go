@@ -12,12 +12,10 @@ import (
 )
 
 // manifestTypes is what engines accept for a manifest.
-var manifestTypes = strings.Join([]string{
-	"application/vnd.oci.image.index.v1+json",
-	"application/vnd.docker.distribution.manifest.list.v2+json",
-	"application/vnd.docker.distribution.manifest.v2+json",
-	"application/vnd.oci.image.manifest.v1+json",
-}, ", ")
+const manifestTypes = "application/vnd.oci.image.index.v1+json, " +
+	"application/vnd.docker.distribution.manifest.list.v2+json, " +
+	"application/vnd.docker.distribution.manifest.v2+json, " +
+	"application/vnd.oci.image.manifest.v1+json"
 
 // accessReq is one image to fetch from an endpoint with one set of
 // credentials.

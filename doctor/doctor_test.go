@@ -357,6 +357,7 @@ func TestClassifierTLS(t *testing.T) {
 		{"a wrong CA with insecure_skip_verify", "https://" + host, otherCA, true, fixedNow, outcome{"WARN", "unknown_authority", []string{"WARN unknown_authority", "not tried"}}},
 		{"a name the certificate lacks", "https://localhost:" + port, pemOf(srv.Certificate()), false, fixedNow, outcome{"FAIL", "name_mismatch", []string{"FAIL name_mismatch", "upstream"}}},
 		{"an expired certificate", "https://" + host, pemOf(srv.Certificate()), false, time.Date(2090, 1, 1, 0, 0, 0, 0, time.UTC), outcome{"FAIL", "cert_expired", []string{"FAIL cert_expired", "upstream"}}},
+		{"a certificate that expires in three days", "https://" + host, pemOf(srv.Certificate()), false, srv.Certificate().NotAfter.Add(-72 * time.Hour), outcome{"WARN", "cert_expiring", []string{"WARN cert_expiring", "not tried"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			n := newNode(t)

@@ -3,7 +3,9 @@ package engines
 import (
 	"context"
 	"errors"
+	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -271,6 +273,25 @@ func TestContainerdInspectOffline(t *testing.T) {
 	want = []string{"FAIL hosts_toml_invalid", "INFO daemon_not_running", "INFO ctr_ignores_cri"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("1.6 (-want +got):\n%s", diff)
+	}
+}
+
+// TestInspectStaleSocket: a socket file nobody listens on (a stopped
+// daemon) is "not running", not a daemon that fails to answer.
+func TestInspectStaleSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	resolve := func(string) (string, error) { return sock, nil }
+	for _, e := range []Engine{NewContainerd(), NewDocker()} {
+		got := causesOf(e.(Inspector).Inspect(context.Background(), Host{FS: fstest.MapFS{}}, Detection{Engine: e.Name()}, &spec.Spec{}, resolve))
+		if !slices.Contains(got, "INFO daemon_not_running") {
+			t.Errorf("%s: %v, want INFO daemon_not_running", e.Name(), got)
+		}
 	}
 }
 

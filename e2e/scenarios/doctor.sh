@@ -141,7 +141,11 @@ sc_token_containerd() {
   post_user=$(grep -c "POST /token $REG_USER: 200" <<<"$reqs")
   anon=$(grep -c 'anonymous: 200' <<<"$reqs")
   n401=$(log_since "$REG_LOG_TOKEN" "$rmark" | grep -c '^127.* 401 ')
-  info "MEASURE bearer containerd=$version credentials=$creds pulls_ok=$ok/2 token_get_with_user=$get_user token_post_with_user=$post_user token_anonymous=$anon registry_401s=$n401"
+  local fallback=n/a
+  if [ "$version" != 1.6 ]; then
+    fallback=$(log_since "$CTRD_LOG" "$CTRD_MARK" | grep -c 'Falling back to local image pull mode')
+  fi
+  info "MEASURE bearer containerd=$version credentials=$creds pulls_ok=$ok/2 token_get_with_user=$get_user token_post_with_user=$post_user token_anonymous=$anon registry_401s=$n401 local_pull_fallback_warnings=$fallback"
 
   doctor_json --config "$d/spec.yaml" --repository "$IMAGE_REPO:$IMAGE_TAG" >"$d/doctor.json" 2>"$d/doctor.err"
   local rc=$?
