@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -79,13 +80,22 @@ func htmlPage(x *exchange) engines.Finding {
 		Fix: "use the registry API: the repository's Docker connector port, or its /repository/<name>/v2 path (Nexus); <harbor>/v2/<project> with override_path (Harbor)"}
 }
 
-// requestFailed classifies a request that got no answer (the connection
-// steps passed, so this is a later error: a reset, a timeout, TLS on a
-// plain port).
+// requestFailed classifies a request that got no answer: after the
+// connection steps passed, a reset, a timeout, TLS on a plain port; through
+// a proxy (where doctor does not connect by itself) also the certificate.
 func requestFailed(x *exchange, err error) engines.Finding {
 	msg := err.Error()
 	var ne net.Error
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
 	switch {
+	case errors.As(err, &ua):
+		return certFinding(err, x.host, ua.Cert)
+	case errors.As(err, &hn):
+		return certFinding(err, x.host, hn.Certificate)
+	case errors.As(err, &ci):
+		return certFinding(err, x.host, ci.Cert)
 	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
 		return engines.Finding{Level: engines.Fail, Cause: "plain_http_port", Message: fmt.Sprintf("%s answers plain HTTP, not HTTPS", x.host),
 			Fix: "write the endpoint with http://"}

@@ -436,6 +436,21 @@ func TestNoSecretInOutput(t *testing.T) {
 	}
 }
 
+// TestSnippetMasksCredentials: a body that echoes an Authorization value
+// (a token the spec does not know) never reaches a message.
+func TestSnippetMasksCredentials(t *testing.T) {
+	a := answer{status: 401, header: http.Header{}, body: []byte(`{"errors":[{"message":"bad Authorization: Bearer eyJhbGciOi.eyJzdWIi.c2ln and basic dXNlcjpwYXNz"}]}`)}
+	got := a.snippet()
+	for _, s := range []string{"eyJhbGciOi", "dXNlcjpwYXNz"} {
+		if strings.Contains(got, s) {
+			t.Errorf("snippet shows %q: %s", s, got)
+		}
+	}
+	if !strings.Contains(got, "Bearer <redacted>") {
+		t.Errorf("snippet = %s", got)
+	}
+}
+
 // TestRunObeysContext: a mirror that never answers is abandoned when the
 // run's context ends, and the run says it stopped.
 func TestRunObeysContext(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -57,12 +58,18 @@ func (a answer) registryError() (code, message string, ok bool) {
 	return doc.Errors[0].Code, doc.Errors[0].Message, true
 }
 
-// snippet is the start of a non-HTML body, one line, for messages.
+// credentialInBody is a credential a server may echo in an error body.
+var credentialInBody = regexp.MustCompile(`(?i)\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]+`)
+
+// snippet is the start of a non-HTML body, one line, for messages; an
+// Authorization value the server echoes is masked (the spec's redactor
+// knows the spec's secrets, not a token a realm issued).
 func (a answer) snippet() string {
 	if a.isHTML() || len(a.body) == 0 {
 		return ""
 	}
 	s := strings.Join(strings.Fields(string(a.body)), " ")
+	s = credentialInBody.ReplaceAllString(s, "$1 <redacted>")
 	if len(s) > 160 {
 		s = s[:160] + "…"
 	}

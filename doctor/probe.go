@@ -234,6 +234,10 @@ func (ep *Endpoint) host() string {
 
 // certFinding names a verification failure.
 func certFinding(err error, host string, leaf *x509.Certificate) engines.Finding {
+	if leaf == nil {
+		return engines.Finding{Level: engines.Fail, Cause: "cert_invalid", Message: fmt.Sprintf("the certificate of %s does not verify: %v", host, err),
+			Fix: fmt.Sprintf("set configs.%q.tls.ca_file to the CA that signed it, or fix the mirror's certificate", host)}
+	}
 	var ua x509.UnknownAuthorityError
 	var hn x509.HostnameError
 	var ci x509.CertificateInvalidError

@@ -119,21 +119,18 @@ func evaluate(rt engines.Routing, who string, r engines.Route, ep *Endpoint, s *
 		push = acc.PushResult
 	}
 	switch {
+	case r.Auth != nil && r.Auth.Key == "":
+		// Credentials the spec does not hold cannot be tried: say what
+		// the mirror does without them.
+		f = engines.Finding{Level: engines.Warn, Cause: "credentials_not_from_spec",
+			Message: fmt.Sprintf("%s sends %s (%s), which are not the spec's and were not checked; anonymously: %s", who, r.Auth.Name, r.Auth.Via, f.Message),
+			Fix:     "mirrorctl sync writes the spec's credentials"}
 	case f.Level != engines.Fail:
 		for _, w := range ep.Findings {
 			if w.Level == engines.Warn && f.Level == engines.OK {
 				f = w // it works, but not as it should (skip_verify, an expiring certificate)
 			}
 		}
-		if r.Auth != nil && r.Auth.Key == "" {
-			f = engines.Finding{Level: engines.Warn, Cause: "credentials_not_from_spec",
-				Message: fmt.Sprintf("%s sends %s (%s), which are not the spec's and were not checked; anonymously: %s", who, r.Auth.Name, r.Auth.Via, f.Message),
-				Fix:     "mirrorctl sync writes the spec's credentials"}
-		}
-	case r.Auth != nil && r.Auth.Key == "":
-		f = engines.Finding{Level: engines.Warn, Cause: "credentials_not_from_spec",
-			Message: fmt.Sprintf("%s sends %s (%s), which are not the spec's and were not checked; anonymously: %s", who, r.Auth.Name, r.Auth.Via, f.Message),
-			Fix:     "mirrorctl sync writes the spec's credentials"}
 	case replaced:
 		f = engines.Finding{Level: engines.Fail, Cause: "header_not_sent_to_realm",
 			Message: fmt.Sprintf("%s sends %s (%s) to the registry but not to its token realm %s; the realm answers anonymously and that token replaces the header: %s",
