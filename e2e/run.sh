@@ -91,6 +91,11 @@ inner_main() {
   SCEN_LOG=$E2E_LOGS/scenario-mirror.log
   head_line "mirror"
   sc_mirror || exit 1
+  if tokenauth_wanted; then
+    CURRENT_SCENARIO=tokenauth SCEN_LOG=$E2E_LOGS/scenario-tokenauth.log
+    head_line "token-auth mirror and doctor's stand-ins"
+    sc_tokenauth
+  fi
 
   local v
   for v in 1.6 "$C2_LABEL"; do
@@ -105,6 +110,13 @@ inner_main() {
   run_scenario docker/handmade sc_docker_handmade
   run_scenario docker/sync sc_docker_sync
   run_scenario containers/podman sc_containers
+  for v in 1.6 "$C2_LABEL"; do
+    run_scenario "token/containerd-$v-config" sc_token_containerd "$v" config
+    run_scenario "token/containerd-$v-header" sc_token_containerd "$v" header
+  done
+  run_scenario token/docker sc_token_docker
+  run_scenario doctor/faults sc_doctor_faults
+  run_scenario doctor/ok sc_doctor_ok
   run_scenario node/sync sc_node_sync
   run_scenario node/unhealthy sc_node_unhealthy
   run_scenario node/activation sc_node_activation
@@ -174,6 +186,7 @@ outer_main() {
   timed "setup: Go tools (crane, crictl, containerd $CONTAINERD2_VERSION)" go_tools_ensure ||
     { fail "build the pinned Go tools"; exit 1; }
   timed "setup: k3scheck (e2e/k3scheck, wharfie)" k3scheck_ensure || { fail "build e2e/k3scheck"; K3SCHECK=/nonexistent/k3scheck; }
+  timed "setup: distribution $DISTRIBUTION_VERSION, e2e/tokenserver" tokenauth_tools_ensure || { fail "build the token-auth tools"; TOKENSERVER=/nonexistent/tokenserver; }
   rootfs_wait || { fail "debootstrap the node rootfs" "$E2E_LOGS/debootstrap.log"; NODE_ROOTFS=; }
   if [ -x "$MIRRORCTL" ]; then
     say "mirrorctl under test: $MIRRORCTL ($("$MIRRORCTL" version 2>&1 | head -n 1))"
@@ -184,7 +197,7 @@ outer_main() {
 
   CURRENT_SCENARIO=sandbox
   host_snapshot >"$E2E_WORK/host-before.txt"
-  export TOOLDIR_crane TOOLDIR_crictl TOOLDIR_containerd K3SCHECK NODE_ROOTFS E2E_T0
+  export TOOLDIR_crane TOOLDIR_crictl TOOLDIR_containerd K3SCHECK NODE_ROOTFS E2E_T0 TOOLDIR_distribution TOKENSERVER
   # a bound on the whole sandbox stage: on expiry its PID 1 gets SIGTERM and cleans up
   timeout -k 60 "${E2E_TIMEOUT:-1800}" \
     unshare --net --mount --propagation private --pid --fork --mount-proc --kill-child=TERM \

@@ -19,6 +19,9 @@ CONTAINERD2_VERSION=v2.4.2
 CONTAINERD2_TAGS="no_btrfs no_devmapper no_zfs"
 CRICTL_PKGS=(sigs.k8s.io/cri-tools/cmd/crictl)
 CRANE_PKGS=(github.com/google/go-containerregistry/cmd/crane)
+# distribution with `auth: token` (issue 14; e2e/lib/tokenauth.sh)
+DISTRIBUTION_VERSION=v3.1.2
+DISTRIBUTION_PKGS=(github.com/distribution/distribution/v3/cmd/registry)
 CONTAINERD2_PKGS=(
   github.com/containerd/containerd/v2/cmd/containerd
   github.com/containerd/containerd/v2/cmd/ctr
