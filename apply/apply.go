@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/engines/health"
 	"github.com/mirrorctl/mirrorctl/hostexec"
 	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/plan"
@@ -47,6 +48,9 @@ type Options struct {
 	Adopt bool
 	// Health judges an engine after its activation; nil runs its probe.
 	Health func(ctx context.Context, root *hostfs.Root, a engines.Activation) error
+	// Started says whether an engine's daemons were started after a time
+	// (an owed activation done by hand); nil asks the kernel.
+	Started func(ctx context.Context, p health.Probe, since time.Time) bool
 	// HealthTimeout is how long an engine may take to come up and pass.
 	HealthTimeout time.Duration
 	// LockTimeout is how long to wait for another mirrorctl; Who names
@@ -144,8 +148,14 @@ func Plan(ctx context.Context, s *spec.Spec, st *state.State, o Options) (*plan.
 	if o.Versions != nil {
 		version = o.Versions.Version
 	}
+	started := o.Started
+	if started == nil {
+		started = func(ctx context.Context, p health.Probe, since time.Time) bool {
+			return p.StartedAfter(ctx, o.Root.Resolve, since)
+		}
+	}
 	p, err := plan.Build(ctx, s, plan.Options{Root: o.Root, Only: o.Only, Engines: o.Engines, State: st,
-		Version: version, Down: o.Down, Log: o.Log})
+		Version: version, Down: o.Down, Started: started, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -195,9 +205,12 @@ func run(ctx context.Context, p *plan.Plan, st *state.State, o Options, r runOpt
 		next := st.Clone()
 		for _, e := range p.Managed() {
 			next.Record(e.Detection.Engine, e.Changes)
-			if e.Owed != nil {
-				res.Pending = append(res.Pending, e.Due())
-				next.SetPending(e.Detection.Engine, e.Due())
+			// What is still owed stays owed; what the plan found done
+			// outside mirrorctl is forgotten.
+			due := e.Due()
+			next.SetPending(e.Detection.Engine, due)
+			if due.Disruption != engines.None {
+				res.Pending = append(res.Pending, due)
 			}
 		}
 		if !o.Store.Changed(next) {

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/mirrorctl/mirrorctl/engines/health"
 	"github.com/mirrorctl/mirrorctl/render"
@@ -53,6 +54,9 @@ type Activation struct {
 	// Probe checks the engine after a reload or restart (its own socket,
 	// the config it must now run with). Zero checks nothing.
 	Probe health.Probe `json:"probe"`
+	// Since is when the files needing it were written (set when it is
+	// recorded as owed): a daemon started after it already reads them.
+	Since time.Time `json:"since,omitzero"`
 }
 
 // Stronger returns whichever of a and b disrupts more (a on a tie), for

@@ -12,9 +12,11 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mirrorctl/mirrorctl/credentials"
 	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/engines/health"
 	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/spec"
@@ -41,7 +43,12 @@ type Options struct {
 	// Down lists the mirror endpoints found not answering, for
 	// engines.Host.Down (watch's mirror health); nil for one-shot commands.
 	Down map[string]bool
-	Log  *slog.Logger
+	// Started reports whether every daemon p asks was started after since
+	// (health.Probe.StartedAfter); an owed activation whose daemons were
+	// restarted since its files were written is forgotten. Nil keeps every
+	// owed activation.
+	Started func(ctx context.Context, p health.Probe, since time.Time) bool
+	Log     *slog.Logger
 }
 
 // Engine is one engine's part of a plan.
@@ -65,15 +72,25 @@ func (e *Engine) HasChanges() bool {
 
 // Due is the activation to perform: what the changes need, folded with
 // what is owed (the stronger wins). An owed activation is checked with the
-// probe of the files as they are now, not as they were when it was owed.
+// probe of the files as they are now, not as they were when it was owed, and
+// is owed since its files were written, or from now when files change again.
 func (e *Engine) Due() engines.Activation {
 	a := e.Activation
 	if e.Owed != nil && e.Owed.Disruption > a.Disruption {
 		a = *e.Owed
-		a.Probe = e.Adapter.Activation(asWritten(e.Changes), e.Detection).Probe
+		a.Probe = e.currentProbe()
+	}
+	a.Since = time.Time{}
+	if e.Owed != nil && !e.HasChanges() {
+		a.Since = e.Owed.Since
 	}
 	a.Engine = e.Detection.Engine
 	return a
+}
+
+// currentProbe is the probe for the engine's configuration as planned.
+func (e *Engine) currentProbe() health.Probe {
+	return e.Adapter.Activation(asWritten(e.Changes), e.Detection).Probe
 }
 
 // asWritten presents every planned file as just written, so that an engine
@@ -246,8 +263,22 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}
 		*ep = *ep.With(changes)
+		if ep.Owed != nil && opts.Started != nil && opts.Started(ctx, ep.currentProbe(), ep.Owed.Since) {
+			ep.Warnings = append(ep.Warnings, engines.Warning{Engine: e.Name(), Message: fmt.Sprintf(
+				"the %s owed since %s was done outside mirrorctl: %s started after it; forgetting it",
+				ep.Owed.Disruption, ep.Owed.Since.Local().Format(time.RFC3339), describeUnit(ep.Owed))})
+			ep.Owed = nil
+		}
 	}
 	return p, nil
+}
+
+// describeUnit names an activation's unit, or its engine without one.
+func describeUnit(a *engines.Activation) string {
+	if a.Unit != "" {
+		return a.Unit
+	}
+	return "the daemon"
 }
 
 // orphans plans the removal of every whole file an engine wrote earlier

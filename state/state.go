@@ -124,11 +124,15 @@ func (st *State) PendingFor(engine string) (engines.Activation, bool) {
 }
 
 // SetPending records a as owed to its engine (replacing an earlier one),
-// or, with a zero Disruption, clears what was owed.
+// or, with a zero Disruption, clears what was owed. An activation without
+// Since is owed from now.
 func (st *State) SetPending(engine string, a engines.Activation) {
 	st.Pending = slices.DeleteFunc(st.Pending, func(p engines.Activation) bool { return p.Engine == engine })
 	if a.Disruption != engines.None {
 		a.Engine = engine
+		if a.Since.IsZero() {
+			a.Since = time.Now().UTC().Truncate(time.Millisecond)
+		}
 		st.Pending = append(st.Pending, a)
 		slices.SortFunc(st.Pending, func(a, b engines.Activation) int { return cmpString(a.Engine, b.Engine) })
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/mirrorctl/mirrorctl/engines"
 	"github.com/mirrorctl/mirrorctl/hostfs"
+	"github.com/mirrorctl/mirrorctl/internal/hosttest"
 	"github.com/mirrorctl/mirrorctl/systemd"
 	"github.com/mirrorctl/mirrorctl/systemd/systemdtest"
 )
@@ -239,6 +241,15 @@ func TestPendingRestartIsPerformedLater(t *testing.T) {
 	if c := h.calls(); len(c) != 0 {
 		t.Fatalf("--no-restart called systemd: %v", c)
 	}
+	// Still owed, and from the same time: another --no-restart run
+	// writes nothing.
+	before := statTree(t, h.root)
+	if code, out, errOut := h.run("", "--config", spec, "--no-restart", "sync"); code != exitOK {
+		t.Fatalf("second sync --no-restart: exit %d\n%s%s", code, out, errOut)
+	}
+	if d := cmp.Diff(before, statTree(t, h.root)); d != "" {
+		t.Errorf("a second sync --no-restart with nothing to change wrote (-before +after):\n%s", d)
+	}
 	code, out, _ = h.run("", "--config", spec, "plan", "--exit-code")
 	if code != exitPending || !strings.Contains(out, "owed from an earlier sync: restart containerd.service") {
 		t.Errorf("plan after --no-restart: exit %d\n%s", code, out)
@@ -256,6 +267,72 @@ func TestPendingRestartIsPerformedLater(t *testing.T) {
 	}
 	if code, out, _ := h.run("", "--config", spec, "plan", "--exit-code"); code != exitOK {
 		t.Errorf("plan after the owed restart: exit %d\n%s", code, out)
+	}
+}
+
+// A restart owed by --no-restart and then done by hand (the daemons run
+// with the files) is forgotten, not done again: plan reports nothing to
+// do, and sync calls nothing and clears it from state.json. A daemon that
+// was running before the files were written still owes it.
+func TestOwedRestartDoneByHandIsForgotten(t *testing.T) {
+	h := newHost(t)
+	h.healthy = func(string) error { return nil }
+	spec := h.spec("https://nexus.example.internal:8443", "https://g.example.internal", "u")
+	sockets := []string{filepath.Join(h.root, "run/containerd/containerd.sock"), filepath.Join(h.root, "run/docker.sock")}
+	for _, s := range sockets {
+		if err := os.MkdirAll(filepath.Dir(s), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Daemons running before the sync: this process listens.
+	for _, s := range sockets {
+		ln, err := net.Listen("unix", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+	if code, out, errOut := h.run("", "--config", spec, "--no-restart", "sync", "--adopt"); code != exitOK || !strings.Contains(out, "pending: containerd restart") {
+		t.Fatalf("sync --no-restart: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := h.run("", "--config", spec, "plan", "--exit-code"); code != exitPending {
+		t.Fatalf("plan with the daemons not restarted: exit %d, want %d\n%s", code, exitPending, out)
+	}
+
+	// Restarted by hand: new processes listen.
+	for _, s := range sockets {
+		if err := os.Remove(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hosttest.StartDaemon(t, sockets...)
+	code, out, errOut := h.run("", "--config", spec, "plan", "--exit-code")
+	if code != exitOK || !strings.Contains(errOut+out, "was done outside mirrorctl") {
+		t.Errorf("plan after the restart by hand: exit %d, want %d\n%s%s", code, exitOK, out, errOut)
+	}
+	if code, out, errOut := h.run("", "--config", spec, "sync"); code != exitOK {
+		t.Fatalf("sync after the restart by hand: exit %d\n%s%s", code, out, errOut)
+	}
+	if c := h.calls(); len(c) != 0 {
+		t.Errorf("sync restarted what was done by hand: %v", c)
+	}
+	var st struct {
+		Pending []map[string]any `json:"pending"`
+	}
+	if err := json.Unmarshal([]byte(hosttest.Read(t, h.root, "/var/lib/mirrorctl/state.json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Pending) != 0 {
+		t.Errorf("state.json still owes: %v", st.Pending)
 	}
 }
 
