@@ -309,7 +309,8 @@ na_part() { CURRENT_SCENARIO=node/$1; say "   -- node/$1: $2"; }
 # restart containerd again and exit 4 saying what failed; then CRI is ok, the legacy
 # mirrors serve as before and every file is byte-identical to before.
 sc_node_unhealthy() {
-  local c2=$TOOLDIR_containerd b
+  local c2 b
+  c2=$(ctrd_dir "$CONTAINERD2_VERSION")
   na_seed unhealthy || { fail "seed the node's /etc/containerd"; return; }
   na_legacy_toml >"$(node_dir unhealthy)/etc-containerd/conf.d/10-legacy.toml"
   local binds=()
