@@ -103,15 +103,15 @@ tool_build() {
   rm -rf "$dir" && mv "$tmp" "$dir"
 }
 
-# go_ ARGS...: go at a lower priority (the machine is shared), ignoring the caller's
-# GOFLAGS and workspace.
-go_() { env GOFLAGS= GOWORK=off nice -n 10 go "$@"; }
+# go_ ARGS...: go, ignoring the caller's GOFLAGS and workspace. (On a shared machine, run
+# the whole harness under nice: the builds inherit it.)
+go_() { env GOFLAGS= GOWORK=off go "$@"; }
 
 # go_install_to ENVS FLAGS PKG@VERSION...: go install into $TOOL_OUT.
 go_install_to() {
   local envs=$1 flags=$2; shift 2
   # shellcheck disable=SC2086 # $envs and $flags are word lists by design
-  env GOBIN="$TOOL_OUT" $envs GOFLAGS= GOWORK=off nice -n 10 go install $flags "$@"
+  env GOBIN="$TOOL_OUT" $envs GOFLAGS= GOWORK=off go install $flags "$@"
 }
 
 # go_module_build_to MODULE@VERSION ENVS FLAGS CMD...: `go build` of ./cmd/CMD... inside the
@@ -125,7 +125,7 @@ go_module_build_to() {
   # -mod=readonly: the module cache is read-only, and the zip of 2.0 keeps a vendor/modules.txt
   # without the vendored code, which the default -mod=vendor would trust.
   # shellcheck disable=SC2086
-  (cd "$dir" && env $envs GOFLAGS= GOWORK=off nice -n 10 go build -mod=readonly $flags -o "$TOOL_OUT/" "${pkgs[@]}")
+  (cd "$dir" && env $envs GOFLAGS= GOWORK=off go build -mod=readonly $flags -o "$TOOL_OUT/" "${pkgs[@]}")
 }
 
 # The pinned tools as build jobs: tool_jobs prints NAME VERSION for every tool, slowest first

@@ -180,6 +180,27 @@ node_no_local_pull() {
   echo "$l" | tail -n 2; return 1
 }
 
+# na_ctrd_config_path_is LABEL WANT: the registry config_path the node's containerd runs
+# with: 1.x reports it in the CRI status (crictl info); 2.4 exports it from its images
+# plugin (ctr plugins ls -d); 2.0-2.3 report it nowhere, so there containerd's own merged
+# view of its config (containerd config dump, after the restart) is read.
+na_ctrd_config_path_is() {
+  local got src
+  if [[ $1 == 1.* ]]; then
+    na_config_path_is "$2"; return
+  fi
+  got=$(node_sh ctr plugins ls -d 'id==images' 2>/dev/null | awk '$1 == "RegistryConfigPath" { print $2 }')
+  src="images plugin export RegistryConfigPath"
+  if [ -z "$got" ]; then
+    got=$(node_sh /usr/bin/containerd config dump 2>/dev/null | awk '
+      /^[ \t]*\[/ { h = $0; gsub(/[ \t]/, "", h); inreg = (h ~ /cri[^]]*\.registry\]$/) }
+      inreg && /^[ \t]*config_path/ { sub(/^[^=]*=[ \t]*/, ""); gsub(/^["\x27]|["\x27]$/, ""); print }')
+    src="containerd config dump (this version exports it nowhere)"
+  fi
+  echo "$src: \"$got\""
+  [ "$got" = "$2" ]
+}
+
 na_ctrd_is_debian16() { local v; v=$(node_sh containerd --version); echo "$v"; grep -Eq ' 1\.6\.[0-9]' <<<"$v"; }
 na_pull_fails() { CRI_CMD=node_crictl cri_pull_fails "$@"; }
 
@@ -261,7 +282,7 @@ sc_containerd_node() {
   na_state
   check "containerd has a new MainPID" na_ne "containerd MainPID" "$cpid0" "$NA_CPID"
   check "CRI plugins ok" node_plugins_ok "${plugins[@]}"
-  check "CRI uses config_path /etc/containerd/certs.d (crictl info)" na_config_path_is /etc/containerd/certs.d
+  check "containerd runs with config_path /etc/containerd/certs.d" na_ctrd_config_path_is "$label" /etc/containerd/certs.d
   node_sh /usr/bin/containerd config dump >"$NA_D/dump-after.toml" 2>/dev/null
   check "credentials: auto put them as '$creds' on $label, and nowhere else" \
     creds_where "$creds" "$NA_D/dump-after.toml" "$nd/etc-containerd/certs.d"
