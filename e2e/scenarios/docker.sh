@@ -198,8 +198,8 @@ EOF
 docker29_detect() {
   local out
   out=$(mctl detect --config "$1" --output json) || { echo "$out"; return 1; }
-  jq -c '.engines[] | select(.name == "docker") | {name, found, managed, version, reason}' <<<"$out"
-  jq -e --arg v "$DOCKERD_RELEASE" '.engines[] | select(.name == "docker") | .version == $v' <<<"$out" >/dev/null
+  jq -c '.[] | select(.name == "docker") | {name, found, managed, version, reason}' <<<"$out" || { echo "$out"; return 1; }
+  jq -e --arg v "$DOCKERD_RELEASE" '.[] | select(.name == "docker") | .version == $v' <<<"$out" >/dev/null
 }
 
 # d29_sync NAME SPEC: mirrorctl --output json sync --no-restart; output in $D29/NAME.{out,err,rc}.
