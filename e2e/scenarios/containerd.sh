@@ -252,15 +252,16 @@ sc_containerd_node() {
     na_pull_fails "registry.example.invalid/$IMAGE_REPO:$IMAGE_TAG"
   node_journal_wait containerd.service Started 1
 
-  if [ "$variant" = colon ]; then
+  if [ "$variant" = colon ] || ctrd_at_least "$label" 2.2; then
     # The bug mirrorctl works around (containerd issues 12415, 12636), measured: a hosts.toml
-    # in the first directory of the list, for a name the spec does not use.
+    # in the first directory of the list, for a name the spec does not use. (From 2.2 the
+    # default's empty config_path means that list.)
     mkdir -p "$nd/etc-containerd/certs.d/colon.example.invalid"
     printf 'server = "https://colon.example.invalid"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$REG_OPEN" \
       >"$nd/etc-containerd/certs.d/colon.example.invalid/hosts.toml"
     local honoured=no
     na_pull "$REG_LOG_OPEN" colon.example.invalid "colon.example.invalid/$IMAGE_REPO:$IMAGE_TAG" >>"$SCEN_LOG" 2>&1 && honoured=yes
-    info "MEASURE containerd=$label config_path=\"$COLON_CONFIG_PATH\" (before mirrorctl): a hosts.toml in /etc/containerd/certs.d is honoured by a CRI pull: $honoured"
+    info "MEASURE containerd=$label config_path=$(if [ "$variant" = colon ]; then echo "\"$COLON_CONFIG_PATH\""; else echo "default"; fi) (before mirrorctl): a hosts.toml in /etc/containerd/certs.d is honoured by a CRI pull: $honoured"
     rm -rf "$nd/etc-containerd/certs.d/colon.example.invalid"
   fi
 
