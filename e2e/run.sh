@@ -14,7 +14,7 @@
 #   E2E_CACHE=DIR    tool and rootfs cache (default /var/cache/mirrorctl-e2e)
 #   E2E_WORK=DIR     scratch directory, removed at the start and end (default /tmp/mirrorctl-e2e)
 #   MIRRORCTL=FILE   the binary under test (default bin/mirrorctl, built by `make build`)
-#   E2E_TIMEOUT=S    bound on the sandbox stage (default 1800 s)
+#   E2E_TIMEOUT=S    bound on the sandbox stage (default 3600 s)
 set -uo pipefail
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -195,7 +195,7 @@ outer_main() {
   host_snapshot >"$E2E_WORK/host-before.txt"
   export TOOLDIR_crane TOOLDIR_crictl K3SCHECK NODE_ROOTFS E2E_T0
   # a bound on the whole sandbox stage: on expiry its PID 1 gets SIGTERM and cleans up
-  timeout -k 60 "${E2E_TIMEOUT:-1800}" \
+  timeout -k 60 "${E2E_TIMEOUT:-3600}" \
     unshare --net --mount --propagation private --pid --fork --mount-proc --kill-child=TERM \
     env E2E_STAGE=inner bash "$E2E_DIR/run.sh" &
   INNER_PID=$!
