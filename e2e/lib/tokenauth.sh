@@ -42,10 +42,9 @@ tokenserver_ensure() {
     mv "$TOKENSERVER.tmp" "$TOKENSERVER" || { show_tail "$E2E_LOGS/tokenserver-build.log"; return 1; }
 }
 
-# tokenauth_tools_ensure: the pinned distribution registry and the tokenserver (setup stage).
-tokenauth_tools_ensure() {
-  go_tool distribution "$DISTRIBUTION_VERSION" "CGO_ENABLED=0" "" "${DISTRIBUTION_PKGS[@]}" && tokenserver_ensure
-}
+# tokenauth_tools_ensure: the tokenserver (setup stage; the pinned distribution registry is
+# one of go_tools_ensure's tools).
+tokenauth_tools_ensure() { tokenserver_ensure; }
 
 token_registry_config() {  # token_registry_config NAME ADDR REALM_PATH
   local dir=$E2E_WORK/registry/$1
