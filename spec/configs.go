@@ -163,6 +163,10 @@ func (p *parser) password(e entry) credentials.Secret {
 			p.errorf(e.v, p.refHint(), "password_file: %v", err)
 			return credentials.Secret{}
 		}
+		if len(b) > MaxFileSize {
+			p.errorf(e.v, "a password file holds only the password", "password_file: %s is larger than %d bytes", p.path(v), MaxFileSize)
+			return credentials.Secret{}
+		}
 		// Exactly one line ending goes: the one `echo pw > file` and editors
 		// add. Anything more is taken to be part of the password.
 		s := string(b)
@@ -306,6 +310,9 @@ func (p *parser) readTLS(e entry) (name string, data []byte, ok bool) {
 	case len(b) == 0:
 		p.errorf(e.v, "", "%s: %s is empty", e.k.Value, name)
 		return name, b, false
+	case len(b) > MaxFileSize:
+		p.errorf(e.v, "give a PEM file of the certificates or the key only", "%s: %s is larger than %d bytes", e.k.Value, name, MaxFileSize)
+		return name, nil, false
 	}
 	return name, b, true
 }
