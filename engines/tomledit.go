@@ -191,13 +191,17 @@ func (d *tomlDoc) ownEnd(hdr int) int {
 }
 
 // lastKey is the index of the last key/value of header hdr (-1: the root
-// table), or -1.
+// table), or -1. A table's key/values are the entries that follow its
+// header up to the next header, so only those are looked at: Delete asks
+// this of every header it removes, and scanning the whole file each time
+// made removing a table of many sub-tables quadratic.
 func (d *tomlDoc) lastKey(hdr int) int {
+	if hdr >= 0 && d.ents[hdr].kind == unstable.KeyValue {
+		return -1 // a key/value heads no table
+	}
 	last := -1
-	for i, e := range d.ents {
-		if e.kind == unstable.KeyValue && e.table == hdr {
-			last = i
-		}
+	for i := hdr + 1; i < len(d.ents) && d.ents[i].kind == unstable.KeyValue; i++ {
+		last = i
 	}
 	return last
 }
