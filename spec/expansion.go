@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"fmt"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -61,9 +63,11 @@ func (p *parser) resolve(n *yaml.Node) *yaml.Node {
 		}
 		target := n.Alias
 		if size := p.size(target); p.expanded+size > p.budget {
-			p.errorf(n, "write the repeated parts out, or share them with fewer and less nested aliases and merge keys (<<)",
-				"alias *%s (anchor &%s at %s): aliases and merge keys expand to more than %d nodes in this file",
-				n.Value, target.Anchor, p.pos(target), p.budget)
+			// Recorded past maxErrors too: it is the one that matters.
+			p.errs = append(p.errs, &Error{Pos: p.pos(n),
+				Msg: fmt.Sprintf("alias *%s (anchor &%s at %s): aliases and merge keys expand to more than %d nodes in this file",
+					n.Value, target.Anchor, p.pos(target), p.budget),
+				Hint: "write the repeated parts out, or share them with fewer and less nested aliases and merge keys (<<)"})
 			p.refused = len(p.errs) - 1
 			continue
 		}

@@ -193,3 +193,21 @@ func TestErrorsAreBounded(t *testing.T) {
 		t.Errorf("an anchor's mistake reached through 50 aliases: %d errors, want 1:\n%v", len(errs), err)
 	}
 }
+
+// TestBombAfterManyMistakes: the expansion error is reported even when the
+// file already holds more mistakes than are listed.
+func TestBombAfterManyMistakes(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("mirrors:\n  a.example.com:\n    endpoint: [")
+	for i := range 150 {
+		fmt.Fprintf(&b, "\"ftp://m%d.example.com\",", i)
+	}
+	b.WriteString("]\n" + strings.TrimPrefix(mergeBomb(8, 10), "mirrors:\n"))
+	p, err := parseGuarded(t, "late.yaml", b.String())
+	if err == nil || !strings.Contains(err.Error(), "expand to more than") || !strings.Contains(err.Error(), "more than 100 mistakes") {
+		t.Fatalf("want the first mistakes, the cap and the expansion refused:\n%v", err)
+	}
+	if p.expanded > p.budget {
+		t.Errorf("expanded %d nodes, budget %d", p.expanded, p.budget)
+	}
+}
