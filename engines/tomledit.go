@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -127,7 +128,15 @@ func (d *tomlDoc) noteRaws(path []string, from int, parts []*unstable.Node, p *u
 	}
 }
 
-func pathID(path []string) string { return strings.Join(path, "\x00") }
+// pathID names a key path in d.raws. Each part is quoted, so that no key
+// (a TOML key may hold any character, NUL too) makes two paths one.
+func pathID(path []string) string {
+	var b strings.Builder
+	for _, part := range path {
+		b.WriteString(strconv.Quote(part))
+	}
+	return b.String()
+}
 
 // valueOffset is where the value starts after a key: past `=` and blanks.
 func valueOffset(b []byte) int {
