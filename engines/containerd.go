@@ -139,18 +139,14 @@ func (containerd) Activation(changes []render.Change, d Detection) Activation {
 // registryConfigPath is the registry config_path a config.toml sets ("" when
 // it sets none, as after a rollback to a node's own config).
 func registryConfigPath(data []byte) string {
-	var doc struct {
-		Plugins map[string]struct {
-			Registry struct {
-				ConfigPath string `toml:"config_path"`
-			} `toml:"registry"`
-		} `toml:"plugins"`
-	}
+	// A generic map, not a struct: a plugin entry that is not a table
+	// must not hide the registry table of another.
+	var doc map[string]any
 	if toml.Unmarshal(data, &doc) != nil {
 		return ""
 	}
 	for _, name := range []string{criImagesPlugin, criV1Plugin, "cri"} {
-		if p := doc.Plugins[name].Registry.ConfigPath; p != "" {
+		if p, _ := table(doc, "plugins", name, "registry")["config_path"].(string); p != "" {
 			return p
 		}
 	}

@@ -261,7 +261,7 @@ func renderDaemonJSON(h Host, file string, mirrors []string, hubInSpec bool, ins
 		w.flagConflict(flags, file, "--insecure-registry", keyInsecure, has, insecure)
 	case len(insecure) > 0 || (has && len(owned) > 0):
 		list, ok := stringList(cur)
-		if has && !ok {
+		if has && !ok && string(cur) != "null" { // null is no list, as dockerd reads it
 			if len(insecure) == 0 {
 				break // not ours to judge: nothing of mirrorctl's goes there
 			}
