@@ -103,7 +103,7 @@ func (e dockerEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) 
 	cfg := dockerSettingsOf(s)
 	w := &warnList{engine: e.Name()}
 	mirrors := dockerHubMirrors(s, d, w)
-	insecure := dockerInsecure(s, d, w)
+	insecure := dockerInsecure(s, d, mirrors, w)
 	flags := scanDockerUnit(h.FS, cfg.unit)
 
 	var res Result

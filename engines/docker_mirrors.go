@@ -168,11 +168,16 @@ func dockerHubExtensions(m *spec.Mirror, w *warnList) {
 // dockerInsecure returns the insecure-registries entries the spec derives:
 // host[:port] of every endpoint reached over plain http or with
 // insecure_skip_verify, and every configs host with insecure_skip_verify.
-func dockerInsecure(s *spec.Spec, d Detection, w *warnList) []string {
+// When dockerd reads hosts.toml, a mirror's scheme and skip_verify are
+// there, and only Docker Hub's mirrors (hubMirrors, kept in
+// registry-mirrors) need an entry: another registry's mirrors moving then
+// touch hosts.toml alone and need no reload.
+func dockerInsecure(s *spec.Spec, d Detection, hubMirrors []string, w *warnList) []string {
 	if s == nil {
 		return nil
 	}
-	if dockerReadsHostsTOML(d) {
+	hostsTOML := dockerReadsHostsTOML(d)
+	if hostsTOML {
 		// "*" and Docker Hub get skip_verify in their hosts.toml.
 		w = &warnList{engine: w.engine}
 	}
@@ -190,6 +195,9 @@ func dockerInsecure(s *spec.Spec, d Detection, w *warnList) []string {
 		for _, ep := range s.Mirrors[reg].Endpoints {
 			u, err := dockerEndpointURL(ep)
 			if err != nil || isDockerHubHost(u.Hostname()) {
+				continue
+			}
+			if hostsTOML && !slices.ContainsFunc(hubMirrors, func(m string) bool { return sameEndpointHost(m, u.Host) }) {
 				continue
 			}
 			if u.Scheme == "http" || skipVerify(u.Host) {
@@ -210,6 +218,12 @@ func dockerInsecure(s *spec.Spec, d Detection, w *warnList) []string {
 		}
 	}
 	return out
+}
+
+// sameEndpointHost reports whether the endpoint URL ep is on host (host[:port]).
+func sameEndpointHost(ep, host string) bool {
+	u, err := url.Parse(ep)
+	return err == nil && u.Host == host
 }
 
 func dockerRedact(ep string) string {

@@ -72,16 +72,17 @@ func (e *Engine) HasChanges() bool {
 
 // Due is the activation to perform: what the changes need, folded with
 // what is owed (the stronger wins). An owed activation is checked with the
-// probe of the files as they are now, not as they were when it was owed, and
-// is owed since its files were written, or from now when files change again.
+// probe of the files as they are now, not as they were when it was owed.
 func (e *Engine) Due() engines.Activation {
 	a := e.Activation
 	if e.Owed != nil && e.Owed.Disruption > a.Disruption {
 		a = *e.Owed
 		a.Probe = e.currentProbe()
 	}
+	// Owed from now when the new changes need an activation of their own;
+	// otherwise from when the owed one's files were written.
 	a.Since = time.Time{}
-	if e.Owed != nil && !e.HasChanges() {
+	if e.Owed != nil && e.Activation.Disruption == engines.None {
 		a.Since = e.Owed.Since
 	}
 	a.Engine = e.Detection.Engine

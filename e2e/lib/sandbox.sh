@@ -15,7 +15,12 @@ STATE_DIRS=(
   /etc/containerd /etc/docker /etc/rancher /etc/mirrorctl
   /var/lib/containerd /var/lib/docker /var/lib/mirrorctl /var/lib/rancher
   /run/containerd /run/docker /run/nri /opt/containerd /root/.docker
+  /root/.config/containers /run/containers
 )
+# Per-scenario copies of the host's own tree (Debian's /etc/containers, which podman needs):
+# every scenario starts from the host's files, and what one scenario's sync wrote there (every
+# sync manages the containers engine where podman is installed) is gone in the next.
+COPIED_DIRS=(/etc/containers)
 # Single files removed at the start of every scenario.
 STATE_FILES=(/etc/crictl.yaml /run/docker.pid /run/docker.sock)
 # Engine binaries that use_containerd (containerd 1.7 and 2.x) and use_dockerd (29) replace
@@ -26,7 +31,7 @@ SWAPPED_DOCKERD=/usr/sbin/dockerd
 # What the host must still look like after the run (outer stage, before and after).
 host_snapshot() {
   local p
-  for p in "${STATE_DIRS[@]}" "${STATE_FILES[@]}" "${SWAPPED_BINS[@]}" "$SWAPPED_DOCKERD" /etc/containerd/config.toml; do
+  for p in "${STATE_DIRS[@]}" "${COPIED_DIRS[@]}" "${STATE_FILES[@]}" "${SWAPPED_BINS[@]}" "$SWAPPED_DOCKERD" /etc/containerd/config.toml; do
     [ -e "$p" ] || [ -L "$p" ] || { echo "absent $p"; continue; }
     find "$p" -xdev -printf '%p %y %m %U %s %T@\n' 2>/dev/null
   done | sort
@@ -43,6 +48,9 @@ sandbox_init() {
     mount -t overlay "e2e-overlay$name" \
       -o "lowerdir=$d,upperdir=$E2E_WORK/overlay/$name/upper,workdir=$E2E_WORK/overlay/$name/work" "$d" || return 1
   done
+  for d in "${COPIED_DIRS[@]}"; do
+    mkdir -p "$E2E_WORK/pristine$d" && { [ ! -d "$d" ] || cp -a "$d/." "$E2E_WORK/pristine$d/"; } || return 1
+  done
   # dockerd and a nspawn'ed dockerd want IPv4 forwarding on; this is the private netns.
   sysctl -qw net.ipv4.ip_forward=1
 }
@@ -54,6 +62,10 @@ fresh_state() {
   for d in "${STATE_DIRS[@]}"; do
     unmount_all "$d"
     mkdir -p "$base$d" "$d" && mount --bind "$base$d" "$d" || return 1
+  done
+  for d in "${COPIED_DIRS[@]}"; do
+    unmount_all "$d"
+    mkdir -p "$base$d" "$d" && cp -a "$E2E_WORK/pristine$d/." "$base$d/" && mount --bind "$base$d" "$d" || return 1
   done
   for f in "${STATE_FILES[@]}"; do rm -f "$f"; done
   STATE_ROOT=$base

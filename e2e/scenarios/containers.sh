@@ -120,23 +120,14 @@ no_creds_around() {
   [ $bad = 0 ]
 }
 
-# CT_BINDS: fresh directories over the paths podman reads and writes, for this scenario:
-# /etc/containers (a copy of Debian's), root's ~/.config/containers and /run/containers.
-CT_BINDS=(/etc/containers /root/.config/containers /run/containers)
+# containers_setup DIR: fresh_state has given this scenario a copy of Debian's /etc/containers
+# and empty ~/.config/containers and /run/containers (lib/sandbox.sh); podman's image store
+# goes under DIR.
 containers_setup() {
   local d=$1 p
-  mkdir -p "$d/etc-containers" "$d/config-containers" "$d/run-containers" "$d/storage" /etc/containers \
-    /root/.config/containers /run/containers || return 1
-  cp -a /etc/containers/. "$d/etc-containers/" || return 1
-  mount --bind "$d/etc-containers" /etc/containers &&
-    mount --bind "$d/config-containers" /root/.config/containers &&
-    mount --bind "$d/run-containers" /run/containers || return 1
+  mkdir -p "$d/storage" || return 1
   CT_STORE=$d/storage
   for p in podman skopeo; do command -v "$p" >/dev/null || { echo "$p is not installed"; return 1; }; done
-}
-containers_cleanup() {
-  local p
-  for p in "${CT_BINDS[@]}"; do unmount_all "$p"; done
 }
 
 sc_containers() {
@@ -144,8 +135,7 @@ sc_containers() {
   mkdir -p "$d"
   fresh_state "${CURRENT_SCENARIO//\//_}" || { fail "fresh node state"; return; }
   if ! containers_setup "$d" >>"$SCEN_LOG" 2>&1; then
-    fail "podman and skopeo installed; fresh /etc/containers, ~/.config/containers, /run/containers" "$SCEN_LOG"
-    containers_cleanup
+    fail "podman and skopeo installed" "$SCEN_LOG"
     return
   fi
   SCEN_FILES=(/etc/containers/registries.conf.d /etc/containers/certs.d /root/.config/containers /var/lib/mirrorctl/state.json)
@@ -153,7 +143,7 @@ sc_containers() {
   containers_spec >"$d/spec.yaml"
   # the pushed image's digest (image_push ran in a check's subshell)
   IMAGE_DIGEST=$(crane_ digest "$REG_OPEN/$IMAGE_REPO:$IMAGE_TAG" 2>>"$SCEN_LOG")
-  [ -n "$IMAGE_DIGEST" ] || { fail "the test image's digest (crane digest)" "$SCEN_LOG"; containers_cleanup; return; }
+  [ -n "$IMAGE_DIGEST" ] || { fail "the test image's digest (crane digest)" "$SCEN_LOG"; return; }
 
   check "no credentials anywhere podman looks before the sync" no_creds_around
   check "before the sync, podman pull docker.io/$IMAGE_REPO:$IMAGE_TAG fails (Docker Hub is unreachable here)" \
@@ -163,7 +153,7 @@ sc_containers() {
   check "mirrorctl sync writes the drop-in and root's auth.json and activates nothing (Podman reads the files at every command)" \
     jq -e '.exit_code == 0 and (.activated | length) == 0 and (.pending_activation | length) == 0 and
       (.written | index("/etc/containers/registries.conf.d/50-mirrorctl.conf")) != null and
-      (.written | index("/root/.config/containers/auth.json")) != null' <<<"$out" || { containers_cleanup; return; }
+      (.written | index("/root/.config/containers/auth.json")) != null' <<<"$out" || return
   check "root's auth.json is 0600 and holds the mirror's credentials only" \
     bash -c "[ \"\$(stat -c %a /root/.config/containers/auth.json)\" = 600 ] && jq -e '.auths | keys == [\"$REG_AUTH\"]' /root/.config/containers/auth.json"
   check "podman reads the drop-in (podman info lists the docker.io mirror)" podman_lists_mirror docker.io "$REG_AUTH"
@@ -190,5 +180,4 @@ sc_containers() {
     grep -q "nothing to change" <<<"$out"
   check "after the wipe, podman pull docker.io/$IMAGE_REPO:$IMAGE_TAG is still served by the auth mirror with the credentials" \
     ct_pull_via "$REG_LOG_AUTH" "$IMAGE_TAG" "docker.io/$IMAGE_REPO:$IMAGE_TAG"
-  containers_cleanup
 }
