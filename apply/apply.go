@@ -48,9 +48,10 @@ type Options struct {
 	Adopt bool
 	// Health judges an engine after its activation; nil runs its probe.
 	Health func(ctx context.Context, root *hostfs.Root, a engines.Activation) error
-	// Started says whether an engine's daemons were started after a time
-	// (an owed activation done by hand); nil asks the kernel.
-	Started func(ctx context.Context, p health.Probe, since time.Time) bool
+	// Applied says whether an engine's daemons already run with the files
+	// written since a time (an owed activation done by hand); nil asks the
+	// kernel and the daemons.
+	Applied func(ctx context.Context, p health.Probe, since time.Time) bool
 	// HealthTimeout is how long an engine may take to come up and pass.
 	HealthTimeout time.Duration
 	// LockTimeout is how long to wait for another mirrorctl; Who names
@@ -148,14 +149,14 @@ func Plan(ctx context.Context, s *spec.Spec, st *state.State, o Options) (*plan.
 	if o.Versions != nil {
 		version = o.Versions.Version
 	}
-	started := o.Started
-	if started == nil {
-		started = func(ctx context.Context, p health.Probe, since time.Time) bool {
-			return p.StartedAfter(ctx, o.Root.Resolve, since)
+	applied := o.Applied
+	if applied == nil {
+		applied = func(ctx context.Context, p health.Probe, since time.Time) bool {
+			return p.Applied(ctx, o.Root.Resolve, since)
 		}
 	}
 	p, err := plan.Build(ctx, s, plan.Options{Root: o.Root, Only: o.Only, Engines: o.Engines, State: st,
-		Version: version, Down: o.Down, Started: started, Log: o.Log})
+		Version: version, Down: o.Down, Applied: applied, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}

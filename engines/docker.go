@@ -175,10 +175,14 @@ func (e dockerEngine) Activation(changes []render.Change, d Detection) Activatio
 			}
 		}
 		var cfg struct {
-			Mirrors []string `json:"registry-mirrors"`
+			Mirrors  []string `json:"registry-mirrors"`
+			Insecure []string `json:"insecure-registries"`
 		}
 		_ = json.Unmarshal(newData, &cfg)
-		a.Probe = health.Probe{Docker: &health.DockerProbe{Socket: cmp.Or(d.Socket, dockerSocket), Mirrors: cfg.Mirrors}}
+		if cfg.Insecure == nil && hasKey(newData, keyInsecure) {
+			cfg.Insecure = []string{} // null: none, and checked
+		}
+		a.Probe = health.Probe{Docker: &health.DockerProbe{Socket: cmp.Or(d.Socket, dockerSocket), Mirrors: cfg.Mirrors, Insecure: cfg.Insecure}}
 	}
 	return a
 }

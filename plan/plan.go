@@ -43,11 +43,11 @@ type Options struct {
 	// Down lists the mirror endpoints found not answering, for
 	// engines.Host.Down (watch's mirror health); nil for one-shot commands.
 	Down map[string]bool
-	// Started reports whether every daemon p asks was started after since
-	// (health.Probe.StartedAfter); an owed activation whose daemons were
-	// restarted since its files were written is forgotten. Nil keeps every
-	// owed activation.
-	Started func(ctx context.Context, p health.Probe, since time.Time) bool
+	// Applied reports whether the daemons p asks already run with the
+	// files written since (health.Probe.Applied: restarted since, or a
+	// reload visible in the daemon's own answer); an owed activation so
+	// done outside mirrorctl is forgotten. Nil keeps every owed activation.
+	Applied func(ctx context.Context, p health.Probe, since time.Time) bool
 	Log     *slog.Logger
 }
 
@@ -264,9 +264,9 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}
 		*ep = *ep.With(changes)
-		if ep.Owed != nil && opts.Started != nil && opts.Started(ctx, ep.currentProbe(), ep.Owed.Since) {
+		if ep.Owed != nil && opts.Applied != nil && opts.Applied(ctx, ep.currentProbe(), ep.Owed.Since) {
 			ep.Warnings = append(ep.Warnings, engines.Warning{Engine: e.Name(), Message: fmt.Sprintf(
-				"the %s owed since %s was done outside mirrorctl: %s started after it; forgetting it",
+				"the %s owed since %s was done outside mirrorctl: %s already runs with the files; forgetting it",
 				ep.Owed.Disruption, ep.Owed.Since.Local().Format(time.RFC3339), describeUnit(ep.Owed))})
 			ep.Owed = nil
 		}

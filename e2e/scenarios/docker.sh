@@ -196,6 +196,7 @@ engines:
   docker: {enabled: true}
   k3s: {enabled: false}
   crictl: {enabled: false}
+  containers: {enabled: false}
 EOF
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"syscall"
 
 	introspection "github.com/containerd/containerd/api/services/introspection/v1"
@@ -117,8 +118,11 @@ func ContainerdState(ctx context.Context, socket string) (CRIState, error) {
 
 // DockerState is what a running dockerd says about its registry settings.
 type DockerState struct {
-	Mirrors  []string
-	Insecure []string
+	Mirrors []string
+	// Insecure are the registries (host[:port]) dockerd treats as
+	// insecure; InsecureCIDRs the networks, its defaults included.
+	Insecure      []string
+	InsecureCIDRs []string
 	// Driver is the storage driver; "io.containerd.snapshotter.v1" in
 	// DriverStatus means the containerd image store.
 	Driver       string
@@ -131,7 +135,15 @@ func DockerStatus(ctx context.Context, socket string) (DockerState, error) {
 	if err := listening(ctx, socket); err != nil {
 		return DockerState{}, err
 	}
-	client := dockerClient(socket)
+	st, err := dockerState(ctx, dockerClient(socket))
+	if err != nil {
+		return DockerState{}, fmt.Errorf("dockerd at %s: %w", socket, err)
+	}
+	return st, nil
+}
+
+// dockerState reads dockerd's /info.
+func dockerState(ctx context.Context, client *http.Client) (DockerState, error) {
 	var info struct {
 		Driver         string
 		DriverStatus   [][2]string
@@ -145,9 +157,10 @@ func DockerStatus(ctx context.Context, socket string) (DockerState, error) {
 		}
 	}
 	if err := get(ctx, client, "/info", &info); err != nil {
-		return DockerState{}, fmt.Errorf("dockerd at %s: %w", socket, err)
+		return DockerState{}, err
 	}
-	st := DockerState{Mirrors: normalizeMirrors(info.RegistryConfig.Mirrors), Driver: info.Driver, DriverStatus: info.DriverStatus}
+	st := DockerState{Mirrors: normalizeMirrors(info.RegistryConfig.Mirrors), InsecureCIDRs: info.RegistryConfig.InsecureRegistryCIDRs,
+		Driver: info.Driver, DriverStatus: info.DriverStatus}
 	for name, ic := range info.RegistryConfig.IndexConfigs {
 		if !ic.Secure {
 			st.Insecure = append(st.Insecure, name)

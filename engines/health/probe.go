@@ -37,10 +37,14 @@ type ContainerdProbe struct {
 	ConfigPath string `json:"config_path,omitempty"`
 }
 
-// DockerProbe is Docker's input.
+// DockerProbe is Docker's input: what dockerd must list after a reload,
+// the two settings SIGHUP reloads that mirrorctl manages.
 type DockerProbe struct {
 	Socket  string   `json:"socket"` // a host path
 	Mirrors []string `json:"mirrors"`
+	// Insecure is daemon.json's insecure-registries; nil when the file
+	// does not set it (dockerd's flags may), and then it is not checked.
+	Insecure []string `json:"insecure,omitempty"`
 }
 
 // IsZero reports whether p checks nothing.
@@ -62,7 +66,7 @@ func (p Probe) Check(ctx context.Context, resolve func(hostPath string) (string,
 	if d := p.Docker; d != nil {
 		sock, err := socket(ctx, resolve, d.Socket)
 		if err == nil {
-			err = Docker(ctx, sock, d.Mirrors)
+			err = Docker(ctx, sock, *d)
 		} else {
 			err = fmt.Errorf("dockerd at %s does not answer: %w", d.Socket, err)
 		}

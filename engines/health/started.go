@@ -53,6 +53,27 @@ func (p Probe) StartedAfter(ctx context.Context, resolve func(hostPath string) (
 	return true
 }
 
+// Applied reports whether the daemons p asks already run with the files p
+// describes, so that an activation owed since t is done: each was started
+// after t, or, for dockerd alone, its /info lists every setting a reload
+// applies (the mirrors and insecure registries of daemon.json), as after a
+// reload done by hand. One question each, no waiting.
+func (p Probe) Applied(ctx context.Context, resolve func(hostPath string) (string, error), t time.Time) bool {
+	if p.StartedAfter(ctx, resolve, t) {
+		return true
+	}
+	if p.Docker == nil || p.Containerd != nil || p.CRIO != nil {
+		return false
+	}
+	sock, err := resolve(p.Docker.Socket)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return dockerRunsWith(ctx, sock, *p.Docker) == nil
+}
+
 // listenerStart is when the process listening on a unix socket started.
 func listenerStart(ctx context.Context, path string) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
