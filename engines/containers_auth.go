@@ -123,72 +123,17 @@ func containersAuthFiles(h Host, users []string, entries map[string]map[string]s
 	return out, nil
 }
 
-// mergeContainersAuth sets our auths entries in one user's auth.json,
-// removes the ones mirrorctl wrote earlier that the spec no longer has, and
-// keeps every other entry and key; as mergeDockerConfig does.
+// mergeContainersAuth merges our auths entries into one user's auth.json
+// (mergeAuths). containers/image asks a credential helper instead when
+// credHelpers names one for the key.
 func mergeContainersAuth(h Host, u passwdEntry, entries map[string]map[string]string, keys []string, w *warnList) (*render.File, error) {
 	file := path.Join(u.home, ".config", "containers", "auth.json")
-	owned := ownedEntries(h, file)
-	old, exists, err := readOptional(h.FS, file)
-	if err != nil {
-		return nil, err
-	}
-	if len(entries) == 0 && (len(owned) == 0 || !exists) {
-		return nil, nil
-	}
-	obj, err := parseJSONObject(file, old)
-	if err != nil {
-		return nil, err
-	}
-	auths := &jsonObject{vals: map[string]json.RawMessage{}}
-	if raw, ok := obj.get(keyAuths); ok && string(raw) != "null" {
-		if auths, err = parseJSONObject(file+` "auths"`, raw); err != nil {
-			return nil, err
+	return mergeAuths(h, u, file, entries, keys, w, func(obj *jsonObject, key string) string {
+		if hlp := jsonStringMap(obj, "credHelpers")[key]; hlp != "" {
+			return fmt.Sprintf("credHelpers[%q] = %q, so containers/image asks docker-credential-%s", key, hlp, hlp)
 		}
-	}
-	var helpers map[string]string
-	if raw, ok := obj.get("credHelpers"); ok {
-		_ = json.Unmarshal(raw, &helpers)
-	}
-	changed := false
-	var mine []string
-	for _, key := range keys {
-		if hlp := helpers[key]; hlp != "" {
-			w.add(spec.Pos{}, "%s: credHelpers[%q] = %q, so containers/image asks docker-credential-%s and ignores the auths entry mirrorctl writes", file, key, hlp, hlp)
-		}
-		mine = append(mine, keyAuths+"="+key)
-		var cur map[string]string
-		if raw, ok := auths.get(key); ok && json.Unmarshal(raw, &cur) == nil && maps.Equal(cur, entries[key]) {
-			continue
-		}
-		auths.set(key, entries[key])
-		changed = true
-	}
-	for entry := range owned {
-		key, _ := strings.CutPrefix(entry, keyAuths+"=")
-		if _, still := entries[key]; !still {
-			if _, ok := auths.get(key); ok {
-				auths.del(key)
-				changed = true
-			}
-		}
-	}
-	f := &render.File{Path: file, Data: old, Mode: 0o600, Secret: true, Merged: true, Keys: mine,
-		Owner: &render.Owner{UID: u.uid, GID: u.gid}}
-	if !changed && exists {
-		return f, nil
-	}
-	if len(auths.keys) == 0 {
-		obj.del(keyAuths)
-	} else {
-		obj.setRaw(keyAuths, auths.marshal())
-	}
-	if len(obj.keys) == 0 && h.Owned[file].Created {
-		f.Remove, f.Data = true, nil
-		return f, nil
-	}
-	f.Data = obj.marshal()
-	return f, nil
+		return ""
+	})
 }
 
 // crioAuthFiles are CRI-O's credentials: an auth.json of mirrorctl's own

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -286,20 +285,7 @@ func TestOwedRestartDoneByHandIsForgotten(t *testing.T) {
 	}
 	// Daemons running before the sync: this process listens.
 	for _, s := range sockets {
-		ln, err := net.Listen("unix", s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		hosttest.Listen(t, s)
 	}
 	if code, out, errOut := h.run("", "--config", spec, "--no-restart", "sync", "--adopt"); code != exitOK || !strings.Contains(out, "pending: containerd restart") {
 		t.Fatalf("sync --no-restart: exit %d\n%s%s", code, out, errOut)

@@ -2,7 +2,6 @@ package health
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -25,20 +24,7 @@ func TestStartedAfter(t *testing.T) {
 	ctx := context.Background()
 
 	// This process listens: it started before the test began.
-	ln, err := net.Listen("unix", filepath.Join(dir, "self.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	hosttest.Listen(t, filepath.Join(dir, "self.sock"))
 	before := time.Now()
 	self := Probe{Containerd: &ContainerdProbe{Socket: "self.sock"}}
 	if self.StartedAfter(ctx, resolve, before) {

@@ -41,6 +41,27 @@ func ServeIfDaemon() {
 	select {}
 }
 
+// Listen listens on the unix socket at path in this process, accepting and
+// closing every connection, until the test ends: a daemon started before
+// the test.
+func Listen(t testing.TB, path string) {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}
+
 // StartDaemon starts a process listening on the unix sockets at paths, as
 // a daemon restarted now would, and stops it (by its PID) when the test
 // ends. The test binary's TestMain must call ServeIfDaemon.
