@@ -78,6 +78,26 @@ func mergeAuths(h Host, u passwdEntry, file string, entries map[string]map[strin
 	return f, nil
 }
 
+// forEachUser looks the users up (setting names them, for errors) and
+// collects the file merge renders for each, if any.
+func forEachUser(h Host, users []string, setting string, merge func(passwdEntry) (*render.File, error)) ([]render.File, error) {
+	accounts, err := lookupUsers(h, users, setting)
+	if err != nil {
+		return nil, err
+	}
+	var out []render.File
+	for _, acct := range accounts {
+		f, err := merge(acct)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			out = append(out, *f)
+		}
+	}
+	return out, nil
+}
+
 // jsonStringMap reads a key of obj holding an object of strings (nil when
 // absent or not one).
 func jsonStringMap(obj *jsonObject, key string) map[string]string {

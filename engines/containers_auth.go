@@ -106,21 +106,9 @@ func containersAuthFiles(h Host, users []string, entries map[string]map[string]s
 	if len(users) == 0 || (len(entries) == 0 && !ownsAny) {
 		return nil, nil // nothing to write, nothing of ours to take out
 	}
-	accounts, err := lookupUsers(h, users, "engines.containers.auth_users")
-	if err != nil {
-		return nil, err
-	}
-	var out []render.File
-	for _, acct := range accounts {
-		f, err := mergeContainersAuth(h, acct, entries, keys, w)
-		if err != nil {
-			return nil, err
-		}
-		if f != nil {
-			out = append(out, *f)
-		}
-	}
-	return out, nil
+	return forEachUser(h, users, "engines.containers.auth_users", func(acct passwdEntry) (*render.File, error) {
+		return mergeContainersAuth(h, acct, entries, keys, w)
+	})
 }
 
 // mergeContainersAuth merges our auths entries into one user's auth.json

@@ -67,21 +67,9 @@ func dockerAuthFiles(s *spec.Spec, h Host, w *warnList) ([]render.File, error) {
 	if len(users) == 0 {
 		return nil, nil
 	}
-	accounts, err := lookupUsers(h, users, "engines.docker.auth_users")
-	if err != nil {
-		return nil, err
-	}
-	var out []render.File
-	for _, acct := range accounts {
-		f, err := mergeDockerConfig(h, acct, entries, hosts, w)
-		if err != nil {
-			return nil, err
-		}
-		if f != nil {
-			out = append(out, *f)
-		}
-	}
-	return out, nil
+	return forEachUser(h, users, "engines.docker.auth_users", func(acct passwdEntry) (*render.File, error) {
+		return mergeDockerConfig(h, acct, entries, hosts, w)
+	})
 }
 
 // dockerAuthEntries returns the auths entries the spec derives, by
