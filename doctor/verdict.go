@@ -127,7 +127,7 @@ func evaluate(rt engines.Routing, who string, r engines.Route, ep *Endpoint, s *
 		// the mirror does without them.
 		f = engines.Finding{Level: engines.Warn, Cause: "credentials_not_from_spec",
 			Message: fmt.Sprintf("%s sends %s (%s), which are not the spec's and were not checked; anonymously: %s", who, r.Auth.Name, r.Auth.Via, f.Message),
-			Fix:     "mirrorctl sync writes the spec's credentials"}
+			Fix:     cmp.Or(r.Auth.Fix, "mirrorctl sync writes the spec's credentials")}
 	case f.Level != engines.Fail:
 		for _, w := range ep.Findings {
 			if w.Level == engines.Warn && f.Level == engines.OK {

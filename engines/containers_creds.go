@@ -184,11 +184,14 @@ func containersRouteAuth(rt *Routing, fsys fs.FS, helpers []string, files []auth
 		return &RouteAuth{Name: specAuthName(key), Key: key, Via: hit.file, Token: true}
 	}
 	a := &RouteAuth{Name: fmt.Sprintf("auths.%q (not the spec's)", hit.key), Via: hit.file, Token: true}
-	// An older entry read first (podman login's runtime file) hides the
-	// spec's credentials that mirrorctl wrote to a later file.
+	// An entry read first (podman login's runtime file) hides the spec's
+	// credentials that mirrorctl writes to a later file.
 	for i, f := range files {
 		if f.path != hit.file {
 			continue
+		}
+		if i+1 < len(files) && strings.HasSuffix(files[i+1].path, "/.config/containers/auth.json") {
+			a.Fix = fmt.Sprintf("remove the entry (podman logout %s): %s is read before %s, where mirrorctl sync writes the spec's credentials", hit.key, hit.file, files[i+1].path)
 		}
 		later := lookupCreds(fsys, []string{containersAuthHelper}, files[i+1:], name)
 		if later.basic == "" {

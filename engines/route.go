@@ -3,6 +3,7 @@ package engines
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/mirrorctl/mirrorctl/spec"
@@ -155,6 +156,9 @@ type RouteAuth struct {
 	// TokenFix says how to make them reach a token realm when Token is
 	// false.
 	TokenFix string `json:"-"`
+	// Fix says how to make the engine send the spec's credentials instead,
+	// when these are not the spec's; "" means mirrorctl sync.
+	Fix string `json:"-"`
 }
 
 // RouteTLS is an engine's TLS settings for one host (host paths).
@@ -174,10 +178,14 @@ func (r Route) Can(c string) bool {
 	return false
 }
 
-// Requested is img as the engine asks the route's host for it.
+// Requested is img as the engine asks the route's host for it: under
+// another name when the route rewrites the repository.
 func (r Route) Requested(img Image) Image {
 	if r.Repository != "" {
-		img.Repository = r.Repository
+		img.Repository, img.Short = r.Repository, false
+		if u, err := url.Parse(r.URL); err == nil && u.Host != "" {
+			img.Registry = u.Host
+		}
 	}
 	return img
 }
