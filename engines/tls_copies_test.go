@@ -41,7 +41,7 @@ configs:
 		}
 	}
 	// The engines that copy TLS files, and how many key copies each makes.
-	wantKeys := map[string]int{"containerd": 2, "docker": 1, "k3s": 2} // docker has no "*" directory
+	wantKeys := map[string]int{"containerd": 2, "docker": 1, "k3s": 2, "containers": 1} // docker and containers have no "*" directory
 	for _, e := range All() {
 		res, err := e.Render(s, Host{FS: fstest.MapFS{}}, Detection{Engine: e.Name(), Found: true, Managed: true, Version: "2.4.2"})
 		if err != nil {
