@@ -220,9 +220,9 @@ ct_routes() {
     "=> \(.level) \(.cause // "-")"' "$1"
 }
 
-# routes_are FILE RC WANT_RC REGISTRY LINE...: doctor exited WANT_RC and podman's routes for
+# ct_routes_are FILE RC WANT_RC REGISTRY LINE...: doctor exited WANT_RC and podman's routes for
 # REGISTRY are exactly LINE... (the last one "=> level cause").
-routes_are() {
+ct_routes_are() {
   local f=$1 rc=$2 want_rc=$3 r=$4 got want; shift 4
   got=$(ct_routes "$f" "$r")
   want=$(printf '%s\n' "$@")
@@ -230,8 +230,8 @@ routes_are() {
   [ "$rc" = "$want_rc" ] && [ "$got" = "$want" ] || { echo "want exit $want_rc and:"; sed 's/^/  /' <<<"$want"; return 1; }
 }
 
-# fix_names FILE REGISTRY CAUSE TEXT: podman's verdict for REGISTRY has CAUSE and its fix holds TEXT.
-fix_names() {
+# ct_fix_names FILE REGISTRY CAUSE TEXT: podman's verdict for REGISTRY has CAUSE and its fix holds TEXT.
+ct_fix_names() {
   jq -r --arg r "$2" '.engines[] | select(.engine == "containers") | .images[] | select(.who == "podman" and .image.registry == $r) |
     "\(.level) \(.cause): \(.summary)\n  fix: \(.fix)"' "$1"
   jq -e --arg r "$2" --arg c "$3" --arg t "$4" '[.engines[] | select(.engine == "containers") | .images[] |
@@ -272,26 +272,26 @@ sc_containers_doctor() {
 
   rc=$(ct_doctor "$d/ok.json" --config "$d/spec.yaml" "$hubimg" "$inv" "$REG_OPEN/$IMAGE_REPO@$IMAGE_DIGEST")
   check "doctor: podman pulls docker.io through the mirror with configs.\"$REG_AUTH\" from root's auth.json, then $hub; exit 0" \
-    routes_are "$d/ok.json" "$rc" 0 docker.io "$mirror_line" "$hub upstream - -" "=> ok -" ||
+    ct_routes_are "$d/ok.json" "$rc" 0 docker.io "$mirror_line" "$hub upstream - -" "=> ok -" ||
     sed 's/^/      | /' "$d/ok.json.txt" | head -n 60
   check "doctor: registry.example.invalid through the mirror, then the registry" \
-    routes_are "$d/ok.json" "$rc" 0 registry.example.invalid "$mirror_line" "https://registry.example.invalid/v2 upstream - -" "=> ok -"
+    ct_routes_are "$d/ok.json" "$rc" 0 registry.example.invalid "$mirror_line" "https://registry.example.invalid/v2 upstream - -" "=> ok -"
   check "doctor: $REG_OPEN by digest through the (digest-only) mirror, then $REG_OPEN" \
-    routes_are "$d/ok.json" "$rc" 0 "$REG_OPEN" "$mirror_line" "https://$REG_OPEN/v2 upstream - -" "=> ok -"
+    ct_routes_are "$d/ok.json" "$rc" 0 "$REG_OPEN" "$mirror_line" "https://$REG_OPEN/v2 upstream - -" "=> ok -"
   check "doctor: the mirror is reached over plain HTTP after HTTPS fails, as podman does for insecure = true" \
     jq -e --arg u "https://$REG_AUTH/v2" --arg f "http://$REG_AUTH/v2" '.endpoints[] | select(.url == $u) | .fallback == $f' "$d/ok.json"
   # The tag of the digest-only registry is not mirrored: doctor says so, as the access log did.
   rc=$(ct_doctor "$d/tag.json" --config "$d/spec.yaml" "$REG_OPEN/$IMAGE_REPO:$IMAGE_TAG")
   check "doctor: the tag $REG_OPEN/$IMAGE_REPO:$IMAGE_TAG goes to $REG_OPEN itself (mirror-by-digest-only): no_mirror, exit 1" \
-    routes_are "$d/tag.json" "$rc" 1 "$REG_OPEN" "https://$REG_OPEN/v2 upstream - -" "=> fail no_mirror"
+    ct_routes_are "$d/tag.json" "$rc" 1 "$REG_OPEN" "https://$REG_OPEN/v2 upstream - -" "=> fail no_mirror"
 
   # Fault 1: a later drop-in with docker.io's prefix replaces mirrorctl's table and blocks it.
   printf '[[registry]]\nlocation = "docker.io"\nblocked = true\n' >/etc/containers/registries.conf.d/60-block.conf
   check "with a blocked docker.io, podman pull $hubimg fails" ct_pull_fails "$hubimg"
   rc=$(ct_doctor "$d/blocked.json" --config "$d/spec.yaml" "$hubimg")
   check "doctor names it: registry_blocked with its fix, no route, exit 1" \
-    routes_are "$d/blocked.json" "$rc" 1 docker.io "=> fail registry_blocked" &&
-    check "  ... the fix says to remove blocked = true" fix_names "$d/blocked.json" docker.io registry_blocked "remove blocked = true"
+    ct_routes_are "$d/blocked.json" "$rc" 1 docker.io "=> fail registry_blocked" &&
+    check "  ... the fix says to remove blocked = true" ct_fix_names "$d/blocked.json" docker.io registry_blocked "remove blocked = true"
   rm -f /etc/containers/registries.conf.d/60-block.conf
 
   # Fault 2: a wrong password in the spec, which sync writes to root's auth.json.
@@ -301,8 +301,8 @@ sc_containers_doctor() {
   check "with the wrong password in auth.json, podman pull $hubimg fails" ct_pull_fails "$hubimg"
   rc=$(ct_doctor "$d/wrong.json" --config "$d/wrong.yaml" "$hubimg")
   check "doctor names it: wrong_credentials, fix: check the password (password_file), exit 1" \
-    routes_are "$d/wrong.json" "$rc" 1 docker.io "$mirror_line" "$hub upstream - -" "=> fail wrong_credentials" &&
-    check "  ... the fix names password_file" fix_names "$d/wrong.json" docker.io wrong_credentials "password_file"
+    ct_routes_are "$d/wrong.json" "$rc" 1 docker.io "$mirror_line" "$hub upstream - -" "=> fail wrong_credentials" &&
+    check "  ... the fix names password_file" ct_fix_names "$d/wrong.json" docker.io wrong_credentials "password_file"
   mctl sync --config "$d/spec.yaml" >>"$SCEN_LOG" 2>&1
 
   # Fault 3: a stale podman login in the runtime file, read before mirrorctl's auth.json.
@@ -311,12 +311,12 @@ sc_containers_doctor() {
   check "with a stale login in /run/containers/0/auth.json, podman pull $hubimg fails" ct_pull_fails "$hubimg"
   rc=$(ct_doctor "$d/stale.json" --config "$d/spec.yaml" "$hubimg")
   check "doctor names the credentials podman sends from /run/containers/0/auth.json (not the spec's) and the fix podman logout" \
-    routes_are "$d/stale.json" "$rc" 0 docker.io "https://$REG_AUTH/v2 mirror auths.\"$REG_AUTH\" (not the spec's) /run/containers/0/auth.json" \
+    ct_routes_are "$d/stale.json" "$rc" 0 docker.io "https://$REG_AUTH/v2 mirror auths.\"$REG_AUTH\" (not the spec's) /run/containers/0/auth.json" \
       "$hub upstream - -" "=> warn credentials_not_from_spec" &&
-    check "  ... auth_shadowed, fix: podman logout $REG_AUTH" fix_names "$d/stale.json" docker.io credentials_not_from_spec "podman logout $REG_AUTH"
+    check "  ... its fix: podman logout $REG_AUTH" ct_fix_names "$d/stale.json" docker.io credentials_not_from_spec "podman logout $REG_AUTH"
   check "the fix works: podman logout $REG_AUTH, then the pull is served by the mirror" logout_then_pull "$hubimg"
   rc=$(ct_doctor "$d/after.json" --config "$d/spec.yaml" "$hubimg")
-  check "then doctor says OK again, exit 0" routes_are "$d/after.json" "$rc" 0 docker.io "$mirror_line" "$hub upstream - -" "=> ok -"
+  check "then doctor says OK again, exit 0" ct_routes_are "$d/after.json" "$rc" 0 docker.io "$mirror_line" "$hub upstream - -" "=> ok -"
   check "doctor's output holds no form of a password" ct_no_secret "$d"/*.json "$d"/*.json.txt "$d"/*.json.err
   containers_cleanup
 }
