@@ -3,6 +3,7 @@ package engines
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -88,7 +89,13 @@ func lookupInFile(fsys fs.FS, f authFile, key, registry string) (credHit, bool) 
 		err = json.Unmarshal(data, &c)
 	}
 	if err != nil {
-		return credHit{file: f.path, err: fmt.Errorf("%s is not valid JSON: %w", f.path, err)}, false
+		// Say where, not what: the file may hold anything (global_auth_file
+		// names any path), and a syntax error quotes the byte it met.
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return credHit{file: f.path, err: fmt.Errorf("%s is not valid JSON (at byte %d)", f.path, se.Offset)}, false
+		}
+		return credHit{file: f.path, err: fmt.Errorf("%s is not an auth file (auths of {auth, identitytoken})", f.path)}, false
 	}
 	if h, ok := c.CredHelpers[registry]; ok {
 		return credHit{file: f.path, key: registry, helper: h}, true

@@ -301,7 +301,7 @@ func TestContainersCredentials(t *testing.T) {
 			`https://m.example.com/v2 mirror repo=ns/a/b auth=docker-credential-pass (credHelpers."m.example.com", not checked) via /root/.config/containers/auth.json`, []string{}},
 		{"registries.conf credential-helpers first", map[string]string{conf: "credential-helpers = [\"secretservice\", \"containers-auth.json\"]\n" + mirrorConf, ours: entry("m.example.com", mine)},
 			`https://m.example.com/v2 mirror repo=ns/a/b auth=docker-credential-secretservice (not checked) via registries.conf credential-helpers`, []string{}},
-		{"a file that is not JSON fails the source", map[string]string{runtime: "{", ours: entry("m.example.com", mine)},
+		{"a file that is not JSON fails the source", map[string]string{runtime: "x-hunter2", ours: entry("m.example.com", mine)},
 			`https://m.example.com/v2 mirror repo=ns/a/b`, []string{"FAIL auth_file_invalid", "FAIL auth_file_invalid"}}, // both sources
 		{"an auth that is not base64 fails the source", map[string]string{ours: entry("m.example.com", "%%%")},
 			`https://m.example.com/v2 mirror repo=ns/a/b`, []string{"FAIL auth_file_invalid"}},
@@ -324,7 +324,7 @@ func TestContainersCredentials(t *testing.T) {
 				t.Errorf("findings (-want +got):\n%s", diff)
 			}
 			out, _ := json.Marshal(rts)
-			for _, secret := range []string{"correct-pw", "stale-pw", mine, old} {
+			for _, secret := range []string{"correct-pw", "stale-pw", mine, old, "hunter2", `'x'`} {
 				if strings.Contains(string(out), secret) {
 					t.Errorf("the routing shows %q: %s", secret, out)
 				}
