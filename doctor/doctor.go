@@ -79,26 +79,24 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep := &Report{Engines: []EngineReport{}, Endpoints: []*Endpoint{}}
 	work := map[string][]accessReq{}
-	var order []string // endpoints as the engines' routes first name them
+	fallback := map[string]bool{} // endpoints an engine retries over plain HTTP
+	var order []string            // endpoints as the engines' routes first name them
 	routings := make([][]engines.Routing, len(o.Targets))
 	for i, t := range o.Targets {
-		router, ok := t.Engine.(engines.Router)
-		if !ok {
+		if _, ok := t.Engine.(engines.Router); !ok {
 			continue
 		}
 		for _, img := range o.Images {
-			rt, err := router.Routes(ctx, img, t.Host, t.Detection, o.Spec)
-			if err != nil {
-				rt = engines.Routing{Engine: t.Engine.Name(), Image: img, Findings: []engines.Finding{{Level: engines.Fail,
-					Cause: "routes_unknown", Message: err.Error(), Fix: "fix the file named"}}}
-			}
-			routings[i] = append(routings[i], rt)
-			for _, r := range rt.Routes {
-				if r.Mirror {
-					if _, seen := work[r.URL]; !seen {
-						order = append(order, r.URL)
+			for _, rt := range routesOf(ctx, t, img, o.Spec) {
+				routings[i] = append(routings[i], rt)
+				for _, r := range rt.Routes {
+					if r.Mirror {
+						if _, seen := work[r.URL]; !seen {
+							order = append(order, r.URL)
+						}
+						work[r.URL] = addRequests(work[r.URL], o.Spec, r.Requested(rt.Image), r)
+						fallback[r.URL] = fallback[r.URL] || r.HTTPFallback
 					}
-					work[r.URL] = addRequests(work[r.URL], o.Spec, img, r)
 				}
 			}
 		}
@@ -118,7 +116,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			state[i] = in.Inspect(ictx, t.Host, t.Detection, o.Spec, o.Resolve)
 		}()
 	}
-	eps := probeAll(ctx, o, work)
+	eps := probeAll(ctx, o, work, fallback)
 	wg.Wait()
 	for _, u := range order {
 		rep.Endpoints = append(rep.Endpoints, eps[u])
@@ -151,7 +149,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		er.State = append(er.State, state[i]...)
 		for _, rt := range routings[i] {
-			er.Images = append(er.Images, verdict(rt, who, eps, o.Spec))
+			er.Images = append(er.Images, verdict(rt, cmp.Or(rt.Who, who), eps, o.Spec))
 		}
 		if !er.Managed {
 			er.State = append([]engines.Finding{{Level: engines.Info, Cause: "not_managed",
@@ -164,6 +162,25 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.settle()
 	return rep, nil
+}
+
+// routesOf asks an engine for its routes to img: one Routing per client
+// for an engine with several (a ClientRouter), else one.
+func routesOf(ctx context.Context, t Target, img engines.Image, s *spec.Spec) []engines.Routing {
+	var rts []engines.Routing
+	var err error
+	if cr, ok := t.Engine.(engines.ClientRouter); ok {
+		rts, err = cr.ClientRoutes(ctx, img, t.Host, t.Detection, s)
+	} else {
+		var rt engines.Routing
+		rt, err = t.Engine.(engines.Router).Routes(ctx, img, t.Host, t.Detection, s)
+		rts = []engines.Routing{rt}
+	}
+	if err != nil {
+		return []engines.Routing{{Engine: t.Engine.Name(), Image: img, Findings: []engines.Finding{{Level: engines.Fail,
+			Cause: "routes_unknown", Message: err.Error(), Fix: "fix the file named"}}}}
+	}
+	return rts
 }
 
 // addRequests adds what an engine's route needs fetched from its endpoint:
@@ -183,7 +200,7 @@ func addRequests(reqs []accessReq, s *spec.Spec, img engines.Image, r engines.Ro
 		pushKey = r.Auth.Key
 	}
 	for _, k := range keys {
-		i := slices.IndexFunc(reqs, func(q accessReq) bool { return q.img == img && q.key == k })
+		i := slices.IndexFunc(reqs, func(q accessReq) bool { return q.img.String() == img.String() && q.key == k })
 		if i < 0 {
 			reqs = append(reqs, accessReq{img: img, ns: r.Namespace, key: k})
 			i = len(reqs) - 1
@@ -196,7 +213,7 @@ func addRequests(reqs []accessReq, s *spec.Spec, img engines.Image, r engines.Ro
 }
 
 // probeAll probes every endpoint, Parallel at a time.
-func probeAll(ctx context.Context, o Options, work map[string][]accessReq) map[string]*Endpoint {
+func probeAll(ctx context.Context, o Options, work map[string][]accessReq, fallback map[string]bool) map[string]*Endpoint {
 	p := &prober{spec: o.Spec, timeout: o.ProbeTimeout, now: o.Now, lookup: o.Lookup, proxy: o.Proxy,
 		dialer: &net.Dialer{KeepAlive: -1}}
 	p.elapsed = func(start time.Time) time.Duration { return o.Now().Sub(start) }
@@ -218,7 +235,10 @@ func probeAll(ctx context.Context, o Options, work map[string][]accessReq) map[s
 			}
 			defer func() { <-sem }()
 			o.Log.Debug("probing endpoint", "url", u)
-			c := p.connect(ctx, ep)
+			c := p.connect(ctx, ep, fallback[u])
+			if fallback[u] && !c.answered() {
+				c = p.httpFallback(ctx, ep, c)
+			}
 			if c == nil {
 				return
 			}

@@ -58,18 +58,33 @@ func configFor(s *spec.Spec, host string) (string, *spec.Config) {
 
 // connect runs the connection steps of an endpoint: dns, tcp, tls and the
 // /v2/ challenge. It returns nil when a step failed (ep says which).
-func (p *prober) connect(ctx context.Context, ep *Endpoint) *conn {
+// insecure: an engine reaches it without verifying its certificate
+// (registries.conf insecure = true).
+func (p *prober) connect(ctx context.Context, ep *Endpoint, insecure bool) *conn {
 	u, err := url.Parse(ep.URL)
 	if err != nil || u.Host == "" {
 		ep.fail("bad_url", "", "%s is not a URL: %v", ep.URL, err)
 		return nil
 	}
+	return p.connectURL(ctx, ep, u, insecure)
+}
+
+func (p *prober) connectURL(ctx context.Context, ep *Endpoint, u *url.URL, insecure bool) *conn {
 	_, cfg := configFor(p.spec, u.Host)
 	var tlsCfg *tls.Config
+	var err error
+	skipWhy := ""
 	if u.Scheme == "https" {
 		if tlsCfg, err = tlsConfigFor(cfg, u.Hostname()); err != nil {
 			ep.fail("tls_config", "fix configs."+fmt.Sprintf("%q", u.Host)+".tls", "the spec's TLS files for %s: %v", u.Host, err)
 			return nil
+		}
+		switch {
+		case tlsCfg.InsecureSkipVerify:
+			skipWhy = "insecure_skip_verify is set, so the engines accept it"
+		case insecure:
+			tlsCfg.InsecureSkipVerify = true
+			skipWhy = "registries.conf sets insecure = true, so the engine accepts it"
 		}
 	}
 	port := u.Port()
@@ -82,13 +97,46 @@ func (p *prober) connect(ctx context.Context, ep *Endpoint) *conn {
 		if !p.tcp(ctx, ep, u.Hostname(), port) {
 			return nil
 		}
-		if u.Scheme == "https" && !p.handshake(ctx, ep, u.Hostname(), port, tlsCfg) {
+		if u.Scheme == "https" && !p.handshake(ctx, ep, u.Hostname(), port, tlsCfg, skipWhy) {
 			return nil
 		}
 	}
 	c := &conn{ep: ep, u: u, client: newClient(tlsCfg, p.timeout, p.dialer.DialContext)}
 	p.ping(ctx, c)
 	return c
+}
+
+// answered reports whether GET /v2/ answered as containers/image wants it
+// to before it uses a scheme: 200 or 401.
+func (c *conn) answered() bool {
+	return c != nil && c.ep.Challenge != nil && (c.ep.Challenge.Status == http.StatusOK || c.ep.Challenge.Status == http.StatusUnauthorized)
+}
+
+// httpFallback probes an endpoint again over plain HTTP, as containers/image
+// does for an insecure registry whose HTTPS ping failed (c is that attempt,
+// nil when it did not connect). What HTTPS said stays in the steps.
+func (p *prober) httpFallback(ctx context.Context, ep *Endpoint, c *conn) *conn {
+	u, err := url.Parse(ep.URL)
+	if err != nil || u.Scheme != "https" {
+		return c
+	}
+	why := "GET /v2/ did not answer"
+	switch f := ep.failed(); {
+	case f != nil:
+		why = f.Cause + ": " + f.Message
+	case ep.Challenge != nil:
+		why = fmt.Sprintf("GET /v2/ answered %d", ep.Challenge.Status)
+	}
+	if c != nil {
+		c.client.close()
+	}
+	hu := *u
+	hu.Scheme = "http"
+	ep.Findings, ep.Challenge, ep.Fallback = nil, nil, hu.String()
+	ep.step("fallback", engines.Info, 0, "HTTPS failed (%s): plain HTTP, as the engine does for an insecure registry", why)
+	ep.Findings = append(ep.Findings, engines.Finding{Level: engines.Info, Cause: "http_fallback",
+		Message: fmt.Sprintf("HTTPS to %s failed (%s); the engine falls back to %s (registries.conf insecure = true)", u.Host, why, hu.String())})
+	return p.connectURL(ctx, ep, &hu, false)
 }
 
 func (ep *Endpoint) fail(cause, fix, format string, a ...any) {
@@ -159,7 +207,7 @@ func (p *prober) tcp(ctx context.Context, ep *Endpoint, host, port string) bool 
 // certificate chain is verified here, not by crypto/tls, so that the
 // report names what is wrong (unknown authority, name, expiry) even where
 // the spec skips verification, and at the prober's time.
-func (p *prober) handshake(ctx context.Context, ep *Endpoint, host, port string, cfg *tls.Config) bool {
+func (p *prober) handshake(ctx context.Context, ep *Endpoint, host, port string, cfg *tls.Config, skipWhy string) bool {
 	addr := net.JoinHostPort(host, port)
 	probe := cfg.Clone()
 	probe.InsecureSkipVerify = true
@@ -205,7 +253,7 @@ func (p *prober) handshake(ctx context.Context, ep *Endpoint, host, port string,
 		f := certFinding(verr, ep.host(), leaf)
 		if cfg.InsecureSkipVerify {
 			f.Level = engines.Warn
-			f.Message += " (insecure_skip_verify is set, so the engines accept it)"
+			f.Message += " (" + skipWhy + ")"
 			ep.step("tls", engines.Warn, took, "%s", detail)
 			ep.Findings = append(ep.Findings, f)
 			return true

@@ -65,8 +65,12 @@ type Try struct {
 type Endpoint struct {
 	URL string `json:"url"`
 	// Steps are dns, tcp, tls and api (the /v2/ challenge), in order; a
-	// failed step ends the list.
-	Steps     []Step     `json:"steps"`
+	// failed step ends the list, unless the engine falls back to plain
+	// HTTP: then a fallback step and the same steps over HTTP follow.
+	Steps []Step `json:"steps"`
+	// Fallback is the plain-HTTP URL probed after HTTPS failed, for an
+	// engine that falls back to it (Route.HTTPFallback).
+	Fallback  string     `json:"fallback,omitempty"`
 	Challenge *Challenge `json:"challenge,omitempty"`
 	// Access is one image fetched with one set of credentials.
 	Access []*Access `json:"access"`

@@ -30,7 +30,11 @@ func WriteText(w io.Writer, r *Report) error {
 			if v.Level != engines.OK {
 				what = strings.TrimSpace(v.Cause + " " + v.Via)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, v.Image, v.Level, dash(what), dash(oneLine(v.Fix)))
+			client := name
+			if v.Who != "" {
+				client += "/" + v.Who
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", client, v.Image, v.Level, dash(what), dash(oneLine(v.Fix)))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -74,6 +78,12 @@ func WriteText(w io.Writer, r *Report) error {
 				}
 				if rt.TLS != nil {
 					parts = append(parts, tlsText(rt.TLS))
+				}
+				if rt.HTTPFallback {
+					parts = append(parts, "then plain http")
+				}
+				if rt.Repository != "" {
+					parts = append(parts, "asked for "+rt.Repository)
 				}
 				fmt.Fprintf(w, "    %d. %s  [%s]\n", i+1, rt.URL, strings.Join(parts, ", "))
 				if i < len(v.Tries) {

@@ -59,6 +59,9 @@ func verdict(rt engines.Routing, who string, eps map[string]*Endpoint, s *spec.S
 				v.Level = engines.OK
 			}
 			v.Summary = fmt.Sprintf("%s pulls %s through %s", who, rt.Image, r.URL)
+			if ep := eps[r.URL]; ep != nil && ep.Fallback != "" {
+				v.Summary += " (over plain HTTP: " + ep.Fallback + ")"
+			}
 			if first != nil {
 				v.Level, v.Cause, v.Fix = engines.Warn, first.Cause, first.Fix
 				v.Summary += fmt.Sprintf(", after a failing mirror (%s)", first.Message)
@@ -99,7 +102,7 @@ func evaluate(rt engines.Routing, who string, r engines.Route, ep *Endpoint, s *
 	if f := ep.failed(); f != nil {
 		return *f, nil
 	}
-	img := rt.Image.String()
+	img := r.Requested(rt.Image).String()
 	key, replaced := "", false
 	switch {
 	case r.Auth == nil:
@@ -124,7 +127,7 @@ func evaluate(rt engines.Routing, who string, r engines.Route, ep *Endpoint, s *
 		// the mirror does without them.
 		f = engines.Finding{Level: engines.Warn, Cause: "credentials_not_from_spec",
 			Message: fmt.Sprintf("%s sends %s (%s), which are not the spec's and were not checked; anonymously: %s", who, r.Auth.Name, r.Auth.Via, f.Message),
-			Fix:     "mirrorctl sync writes the spec's credentials"}
+			Fix:     cmp.Or(r.Auth.Fix, "mirrorctl sync writes the spec's credentials")}
 	case f.Level != engines.Fail:
 		for _, w := range ep.Findings {
 			if w.Level == engines.Warn && f.Level == engines.OK {

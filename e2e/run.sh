@@ -117,6 +117,7 @@ inner_main() {
   run_scenario docker-29/handmade-store sc_docker29_store handmade
   run_scenario docker-29/containerd-store sc_docker29_store mirrorctl
   run_scenario containers/podman sc_containers
+  run_scenario containers/doctor sc_containers_doctor
   for v in 1.6 "$C2_LABEL"; do
     run_scenario "token/containerd-$v-config" sc_token_containerd "$v" config
     run_scenario "token/containerd-$v-header" sc_token_containerd "$v" header

@@ -313,7 +313,6 @@ func checkSpecProperties(t *testing.T, g generated, tree propertyTree, rng *rand
 
 // ownPath reports whether an engine may write p.
 func ownPath(p string, d Detection) bool {
-	// Users' credential files are merged, wherever the user's home is.
 	if p == d.Config || d.Engine == "docker" && strings.HasSuffix(p, "/.docker/config.json") ||
 		d.Engine == "containers" && strings.HasSuffix(p, "/.config/containers/auth.json") {
 		return true
@@ -333,14 +332,19 @@ func parseAsEngine(t *testing.T, engine string, d Detection, f render.File) {
 		if base == "config.toml" {
 			loadWithContainerd(t, f.Data)
 		}
-	case strings.HasSuffix(base, ".conf"):
-		// registries.conf.d and crio.conf.d drop-ins; their meaning is
-		// checked with containers/image's loader in engines/containerstest.
+	case strings.HasSuffix(base, ".conf") && engine == "containers":
 		var m map[string]any
 		if err := toml.Unmarshal(f.Data, &m); err != nil {
 			t.Fatalf("%s: %s is not TOML: %v\n%s", engine, f.Path, err, f.Data)
 		}
-	case base == "daemon.json", base == "config.json", strings.HasSuffix(base, ".json"):
+		// The registries drop-in passes containers/image's checks (the model
+		// engines/containerstest holds against the library).
+		if strings.Contains(f.Path, "/registries.conf.d/") {
+			if err := (&registriesConf{aliases: map[string]alias{}}).merge(f.Path, f.Data); err != nil {
+				t.Fatalf("%s: containers/image would refuse %s: %v\n%s", engine, f.Path, err, f.Data)
+			}
+		}
+	case base == "daemon.json", base == "config.json", base == "auth.json", base == "mirrorctl-auth.json":
 		var m map[string]any
 		if err := json.Unmarshal(f.Data, &m); err != nil {
 			t.Fatalf("%s: %s is not a JSON object: %v\n%s", engine, f.Path, err, f.Data)

@@ -3,6 +3,7 @@ package engines
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/mirrorctl/mirrorctl/spec"
@@ -12,8 +13,7 @@ import (
 // will really contact for an image, in order, with the credentials it sends
 // to each (Router), and what its running daemon says against its files
 // (Inspector). Both are optional: an engine that pulls nothing (crictl) has
-// neither, and a new engine (CRI-O, Podman) plugs in by implementing them.
-// The probing of the hosts is generic and lives in package doctor.
+// neither. The probing of the hosts is generic and lives in package doctor.
 
 // A Router knows the order in which an engine contacts hosts for an image.
 type Router interface {
@@ -24,6 +24,14 @@ type Router interface {
 	// cannot pull img through any mirror still returns its routes (the
 	// upstream) with a finding that says why.
 	Routes(ctx context.Context, img Image, h Host, d Detection, s *spec.Spec) (Routing, error)
+}
+
+// A ClientRouter is a Router for an engine that several clients on a node
+// pull through, each with files of its own: CRI-O and Podman read the same
+// registries.conf but different credentials. doctor asks it instead of
+// Routes and reports one verdict per client (Routing.Who tells them apart).
+type ClientRouter interface {
+	ClientRoutes(ctx context.Context, img Image, h Host, d Detection, s *spec.Spec) ([]Routing, error)
 }
 
 // An Inspector compares an engine's running daemon with its files.
@@ -89,7 +97,10 @@ type Routing struct {
 	Engine string `json:"engine"`
 	// Client names who pulls this way: "CRI (kubelet, crictl)", "docker pull".
 	Client string `json:"client"`
-	Image  Image  `json:"image"`
+	// Who is the client's short name ("crio", "podman") when the engine
+	// has several (ClientRouter); doctor names the client by it.
+	Who   string `json:"who,omitempty"`
+	Image Image  `json:"image"`
 	// Routes in the order the engine tries them; the engine moves to the
 	// next when one fails to connect or answers an error.
 	Routes []Route `json:"routes"`
@@ -108,6 +119,13 @@ type Route struct {
 	Mirror bool `json:"mirror"`
 	// Namespace is the ?ns= query containerd adds on mirror requests.
 	Namespace string `json:"ns,omitempty"`
+	// Repository is the repository the engine asks this host for, when it
+	// is not the image's (registries.conf rewrites a prefix to a location).
+	Repository string `json:"repository,omitempty"`
+	// HTTPFallback: the engine retries the host over plain HTTP when HTTPS
+	// fails or its GET /v2/ answers other than 200 or 401 (registries.conf
+	// insecure = true, which also skips verifying the certificate).
+	HTTPFallback bool `json:"http_fallback,omitempty"`
 	// Capabilities as the engine reads them: pull, resolve, push.
 	Capabilities []string `json:"capabilities"`
 	// Auth names the credentials the engine sends; nil for none.
@@ -138,6 +156,9 @@ type RouteAuth struct {
 	// TokenFix says how to make them reach a token realm when Token is
 	// false.
 	TokenFix string `json:"-"`
+	// Fix says how to make the engine send the spec's credentials instead,
+	// when these are not the spec's; "" means mirrorctl sync.
+	Fix string `json:"-"`
 }
 
 // RouteTLS is an engine's TLS settings for one host (host paths).
@@ -157,6 +178,18 @@ func (r Route) Can(c string) bool {
 	return false
 }
 
+// Requested is img as the engine asks the route's host for it: under
+// another name when the route rewrites the repository.
+func (r Route) Requested(img Image) Image {
+	if r.Repository != "" {
+		img.Repository, img.Short = r.Repository, false
+		if u, err := url.Parse(r.URL); err == nil && u.Host != "" {
+			img.Registry = u.Host
+		}
+	}
+	return img
+}
+
 // Image is an image reference as engines normalise it.
 type Image struct {
 	// Registry is the name the engines look up: "docker.io", "quay.io",
@@ -165,6 +198,10 @@ type Image struct {
 	Repository string `json:"repository"`
 	// Reference is the tag or the digest ("sha256:…").
 	Reference string `json:"reference"`
+	// Short: written without a registry ("busybox"). Docker, containerd and
+	// kubelet read docker.io; Podman and CRI-O resolve such a short name
+	// through registries.conf aliases and unqualified-search-registries.
+	Short bool `json:"short,omitempty"`
 }
 
 // IsDigest reports whether the image is pinned by digest.
@@ -197,7 +234,7 @@ func ParseImage(ref string) (Image, error) {
 	if hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost") {
 		img.Registry, s = first, rest
 	} else {
-		img.Registry = dockerHub
+		img.Registry, img.Short = dockerHub, true
 	}
 	if img.Registry == "index.docker.io" || img.Registry == "registry-1.docker.io" {
 		img.Registry = dockerHub

@@ -287,8 +287,12 @@ func TestInspectStaleSocket(t *testing.T) {
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close()
 	resolve := func(string) (string, error) { return sock, nil }
-	for _, e := range []Engine{NewContainerd(), NewDocker()} {
-		got := causesOf(e.(Inspector).Inspect(context.Background(), Host{FS: fstest.MapFS{}}, Detection{Engine: e.Name()}, &spec.Spec{}, resolve))
+	for _, e := range []Engine{NewContainerd(), NewDocker(), NewContainers()} {
+		d := Detection{Engine: e.Name()}
+		if e.Name() == "containers" {
+			d.Unit = crioUnit // CRI-O
+		}
+		got := causesOf(e.(Inspector).Inspect(context.Background(), Host{FS: fstest.MapFS{}}, d, &spec.Spec{}, resolve))
 		if !slices.Contains(got, "INFO daemon_not_running") {
 			t.Errorf("%s: %v, want INFO daemon_not_running", e.Name(), got)
 		}

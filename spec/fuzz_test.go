@@ -180,9 +180,9 @@ func renderOnEmptyHost(t *testing.T, e engines.Engine, s *spec.Spec, secrets []s
 }
 
 // inside reports whether an engine may write p: its config file, a path
-// under what it owns, or a user's ~/.docker/config.json (docker).
+// under what it owns, or a user's ~/.docker/config.json (docker) or
+// ~/.config/containers/auth.json (containers).
 func inside(p string, d engines.Detection) bool {
-	// Users' credential files are merged, wherever the user's home is.
 	if p == d.Config || strings.HasSuffix(p, "/.docker/config.json") && d.Engine == "docker" ||
 		strings.HasSuffix(p, "/.config/containers/auth.json") && d.Engine == "containers" {
 		return true

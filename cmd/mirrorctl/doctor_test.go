@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -97,5 +99,50 @@ engines:
 	}
 	if code, _, errOut := h.run("", "--config", good, "doctor", "HTTP://x/y"); code != exitInput {
 		t.Errorf("a bad image: exit %d, want %d (%s)", code, exitInput, errOut)
+	}
+}
+
+// TestDoctorCLIContainers runs doctor on a Podman node mirrorctl synced:
+// the route goes through the mirror with the spec's credentials (plain
+// HTTP after HTTPS, as registries.conf insecure makes Podman do), exit 0;
+// a wrong password is named, exit 1, and no form of it is printed.
+func TestDoctorCLIContainers(t *testing.T) {
+	h := newHost(t)
+	if err := os.WriteFile(filepath.Join(h.root, "usr/bin/podman"), []byte("#!/bin/sh\necho 'podman version 4.3.1'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mirror := basicMirror(t, "puller", "s3cret-Pässword $1")
+	spec := func(pass string) string {
+		return h.write("doctor.yaml", `mirrors:
+  docker.io:
+    endpoint: ["http://`+mirror+`"]
+configs:
+  "`+mirror+`":
+    auth: {username: puller, password: "`+pass+`"}
+engines:
+  containers: {enabled: true}
+`)
+	}
+	good := spec("s3cret-Pässword $1")
+	if code, out, errOut := h.run("", "--config", good, "sync", "--engines", "containers"); code != exitOK {
+		t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := h.run("", "--config", good, "doctor", "--engines", "containers", "--repository", "library/test:latest")
+	ok := regexp.MustCompile(`(?m)^containers/podman +docker\.io/library/test:latest +OK +https://` + regexp.QuoteMeta(mirror) + `/v2 `)
+	if code != exitOK || !ok.MatchString(out) || !strings.Contains(out, `credentials configs."`+mirror+`" via /root/.config/containers/auth.json`) {
+		t.Errorf("doctor on a working mirror: exit %d\n%s%s", code, out, errOut)
+	}
+	bad := spec("wrong-Password-42")
+	if code, out, errOut := h.run("", "--config", bad, "sync", "--engines", "containers"); code != exitOK {
+		t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = h.run("", "--config", bad, "-o", "json", "doctor", "--engines", "containers", "--repository", "library/test:latest")
+	if code != exitFailure || !strings.Contains(out, `"cause": "wrong_credentials"`) {
+		t.Errorf("a wrong password: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, secret := range []string{"wrong-Password-42", base64.StdEncoding.EncodeToString([]byte("puller:wrong-Password-42"))} {
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("output shows %q:\n%s%s", secret, out, errOut)
+		}
 	}
 }

@@ -13,6 +13,16 @@
 #                      itself and the digest from the mirror; after a reboot-like wipe of
 #                      /run/containers the next boot sync has nothing to restore and
 #                      pulls still go through the mirror with the credentials.
+#   containers/doctor  after `mirrorctl sync`, `mirrorctl doctor` against the real mirror
+#                      names podman's route (the mirror, reached over plain HTTP after
+#                      HTTPS as insecure = true makes podman do, with the spec's credentials
+#                      from root's auth.json; then the registry) and exits 0, agreeing with
+#                      where podman's pulls go; then one fault at a time, each also failing
+#                      podman itself: a later drop-in that blocks docker.io (FAIL
+#                      registry_blocked, exit 1), a wrong password in the spec, written by
+#                      sync to auth.json (FAIL wrong_credentials), a stale podman login read
+#                      before mirrorctl's auth.json (WARN auth_shadowed, fix podman logout,
+#                      after which the pull works and doctor says OK).
 
 # The spec: docker.io and registry.example.invalid through the auth mirror; the open
 # registry as a registry of its own whose mirror (the auth one) serves digests only.
@@ -180,4 +190,122 @@ sc_containers() {
     grep -q "nothing to change" <<<"$out"
   check "after the wipe, podman pull docker.io/$IMAGE_REPO:$IMAGE_TAG is still served by the auth mirror with the credentials" \
     ct_pull_via "$REG_LOG_AUTH" "$IMAGE_TAG" "docker.io/$IMAGE_REPO:$IMAGE_TAG"
+}
+
+# ct_doctor FILE ARGS...: mirrorctl doctor -o json ARGS into FILE (text into FILE.txt); the
+# exit status is echoed.
+ct_doctor() {
+  local f=$1; shift
+  mctl doctor -o json "$@" >"$f" 2>"$f.err"
+  echo $?
+  mctl doctor "$@" >"$f.txt" 2>&1
+}
+
+# ct_routes FILE REGISTRY: podman's routes for REGISTRY ("URL mirror|upstream CREDS VIA"), then
+# "=> LEVEL CAUSE".
+ct_routes() {
+  jq -r --arg r "$2" '.engines[] | select(.engine == "containers") | .images[] | select(.who == "podman" and .image.registry == $r) |
+    (.routes[] | "\(.url) \(if .mirror then "mirror" else "upstream" end) \(.auth.name // "-") \(.auth.via // "-")"),
+    "=> \(.level) \(.cause // "-")"' "$1"
+}
+
+# ct_routes_are FILE RC WANT_RC REGISTRY LINE...: doctor exited WANT_RC and podman's routes for
+# REGISTRY are exactly LINE... (the last one "=> level cause").
+ct_routes_are() {
+  local f=$1 rc=$2 want_rc=$3 r=$4 got want; shift 4
+  got=$(ct_routes "$f" "$r")
+  want=$(printf '%s\n' "$@")
+  echo "exit $rc; podman $r:"; sed 's/^/  /' <<<"$got"
+  [ "$rc" = "$want_rc" ] && [ "$got" = "$want" ] || { echo "want exit $want_rc and:"; sed 's/^/  /' <<<"$want"; return 1; }
+}
+
+# ct_fix_names FILE REGISTRY CAUSE TEXT: podman's verdict for REGISTRY has CAUSE and its fix holds TEXT.
+ct_fix_names() {
+  jq -r --arg r "$2" '.engines[] | select(.engine == "containers") | .images[] | select(.who == "podman" and .image.registry == $r) |
+    "\(.level) \(.cause): \(.summary)\n  fix: \(.fix)"' "$1"
+  jq -e --arg r "$2" --arg c "$3" --arg t "$4" '[.engines[] | select(.engine == "containers") | .images[] |
+    select(.who == "podman" and .image.registry == $r and .cause == $c and (.fix | contains($t)))] | length == 1' "$1" >/dev/null
+}
+
+# ct_no_secret FILE...: no form of the passwords (the right one and the wrong ones used here).
+ct_no_secret() {
+  local f
+  for f in "$@"; do
+    if grep -F -e "$REG_PASS" -e "$(basic_b64 "$REG_USER" "$REG_PASS")" -e 'ss $wörd' -e "$CT_WRONG" \
+      -e "$(basic_b64 "$REG_USER" "$CT_WRONG")" "$f" >/dev/null; then echo "$f shows a password"; return 1; fi
+  done
+  echo "no password in $*"
+}
+
+CT_WRONG='wrong-Pässword-7'
+
+# logout_then_pull IMAGE: podman logout of the mirror, then IMAGE is served by it.
+logout_then_pull() { podman_ logout "$REG_AUTH" && ct_pull_via "$REG_LOG_AUTH" "$IMAGE_TAG" "$1"; }
+
+sc_containers_doctor() {
+  local d=$E2E_WORK/scen/${CURRENT_SCENARIO//\//_} rc hub=https://registry-1.docker.io/v2
+  mkdir -p "$d"
+  fresh_state "${CURRENT_SCENARIO//\//_}" || { fail "fresh node state"; return; }
+  if ! containers_setup "$d" >>"$SCEN_LOG" 2>&1; then
+    fail "podman and skopeo installed; fresh /etc/containers, ~/.config/containers, /run/containers" "$SCEN_LOG"
+    containers_cleanup
+    return
+  fi
+  SCEN_FILES=(/etc/containers/registries.conf.d /root/.config/containers /run/containers)
+  containers_spec >"$d/spec.yaml"
+  IMAGE_DIGEST=$(crane_ digest "$REG_OPEN/$IMAGE_REPO:$IMAGE_TAG" 2>>"$SCEN_LOG")
+  [ -n "$IMAGE_DIGEST" ] || { fail "the test image's digest (crane digest)" "$SCEN_LOG"; containers_cleanup; return; }
+  if ! mctl sync --config "$d/spec.yaml" >>"$SCEN_LOG" 2>&1; then fail "mirrorctl sync" "$SCEN_LOG"; containers_cleanup; return; fi
+  local hubimg=docker.io/$IMAGE_REPO:$IMAGE_TAG inv=registry.example.invalid/$IMAGE_REPO:$IMAGE_TAG
+  local mirror_line="https://$REG_AUTH/v2 mirror configs.\"$REG_AUTH\" /root/.config/containers/auth.json"
+
+  rc=$(ct_doctor "$d/ok.json" --config "$d/spec.yaml" "$hubimg" "$inv" "$REG_OPEN/$IMAGE_REPO@$IMAGE_DIGEST")
+  check "doctor: podman pulls docker.io through the mirror with configs.\"$REG_AUTH\" from root's auth.json, then $hub; exit 0" \
+    ct_routes_are "$d/ok.json" "$rc" 0 docker.io "$mirror_line" "$hub upstream - -" "=> ok -" ||
+    sed 's/^/      | /' "$d/ok.json.txt" | head -n 60
+  check "doctor: registry.example.invalid through the mirror, then the registry" \
+    ct_routes_are "$d/ok.json" "$rc" 0 registry.example.invalid "$mirror_line" "https://registry.example.invalid/v2 upstream - -" "=> ok -"
+  check "doctor: $REG_OPEN by digest through the (digest-only) mirror, then $REG_OPEN" \
+    ct_routes_are "$d/ok.json" "$rc" 0 "$REG_OPEN" "$mirror_line" "https://$REG_OPEN/v2 upstream - -" "=> ok -"
+  check "doctor: the mirror is reached over plain HTTP after HTTPS fails, as podman does for insecure = true" \
+    jq -e --arg u "https://$REG_AUTH/v2" --arg f "http://$REG_AUTH/v2" '.endpoints[] | select(.url == $u) | .fallback == $f' "$d/ok.json"
+  # The tag of the digest-only registry is not mirrored: doctor says so, as the access log did.
+  rc=$(ct_doctor "$d/tag.json" --config "$d/spec.yaml" "$REG_OPEN/$IMAGE_REPO:$IMAGE_TAG")
+  check "doctor: the tag $REG_OPEN/$IMAGE_REPO:$IMAGE_TAG goes to $REG_OPEN itself (mirror-by-digest-only): no_mirror, exit 1" \
+    ct_routes_are "$d/tag.json" "$rc" 1 "$REG_OPEN" "https://$REG_OPEN/v2 upstream - -" "=> fail no_mirror"
+
+  # Fault 1: a later drop-in with docker.io's prefix replaces mirrorctl's table and blocks it.
+  printf '[[registry]]\nlocation = "docker.io"\nblocked = true\n' >/etc/containers/registries.conf.d/60-block.conf
+  check "with a blocked docker.io, podman pull $hubimg fails" ct_pull_fails "$hubimg"
+  rc=$(ct_doctor "$d/blocked.json" --config "$d/spec.yaml" "$hubimg")
+  check "doctor names it: registry_blocked with its fix, no route, exit 1" \
+    ct_routes_are "$d/blocked.json" "$rc" 1 docker.io "=> fail registry_blocked" &&
+    check "  ... the fix says to remove blocked = true" ct_fix_names "$d/blocked.json" docker.io registry_blocked "remove blocked = true"
+  rm -f /etc/containers/registries.conf.d/60-block.conf
+
+  # Fault 2: a wrong password in the spec, which sync writes to root's auth.json.
+  printf '%s\n' "$CT_WRONG" >"$d/wrong-password"
+  sed "s#password_file: .*#password_file: $d/wrong-password#" "$d/spec.yaml" >"$d/wrong.yaml"
+  mctl sync --config "$d/wrong.yaml" >>"$SCEN_LOG" 2>&1
+  check "with the wrong password in auth.json, podman pull $hubimg fails" ct_pull_fails "$hubimg"
+  rc=$(ct_doctor "$d/wrong.json" --config "$d/wrong.yaml" "$hubimg")
+  check "doctor names it: wrong_credentials, fix: check the password (password_file), exit 1" \
+    ct_routes_are "$d/wrong.json" "$rc" 1 docker.io "$mirror_line" "$hub upstream - -" "=> fail wrong_credentials" &&
+    check "  ... the fix names password_file" ct_fix_names "$d/wrong.json" docker.io wrong_credentials "password_file"
+  mctl sync --config "$d/spec.yaml" >>"$SCEN_LOG" 2>&1
+
+  # Fault 3: a stale podman login in the runtime file, read before mirrorctl's auth.json.
+  mkdir -p /run/containers/0
+  printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$REG_AUTH" "$(basic_b64 "$REG_USER" "$CT_WRONG")" >/run/containers/0/auth.json
+  check "with a stale login in /run/containers/0/auth.json, podman pull $hubimg fails" ct_pull_fails "$hubimg"
+  rc=$(ct_doctor "$d/stale.json" --config "$d/spec.yaml" "$hubimg")
+  check "doctor names the credentials podman sends from /run/containers/0/auth.json (not the spec's) and the fix podman logout" \
+    ct_routes_are "$d/stale.json" "$rc" 0 docker.io "https://$REG_AUTH/v2 mirror auths.\"$REG_AUTH\" (not the spec's) /run/containers/0/auth.json" \
+      "$hub upstream - -" "=> warn credentials_not_from_spec" &&
+    check "  ... its fix: podman logout $REG_AUTH" ct_fix_names "$d/stale.json" docker.io credentials_not_from_spec "podman logout $REG_AUTH"
+  check "the fix works: podman logout $REG_AUTH, then the pull is served by the mirror" logout_then_pull "$hubimg"
+  rc=$(ct_doctor "$d/after.json" --config "$d/spec.yaml" "$hubimg")
+  check "then doctor says OK again, exit 0" ct_routes_are "$d/after.json" "$rc" 0 docker.io "$mirror_line" "$hub upstream - -" "=> ok -"
+  check "doctor's output holds no form of a password" ct_no_secret "$d"/*.json "$d"/*.json.txt "$d"/*.json.err
+  containers_cleanup
 }

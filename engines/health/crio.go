@@ -38,16 +38,22 @@ func CRIO(ctx context.Context, socket, wantAuthFile string) error {
 	if wantAuthFile == "" {
 		return nil
 	}
-	got, ok := crioGlobalAuthFile(ctx, socket)
-	if ok && got != wantAuthFile {
-		return fmt.Errorf("crio runs with global_auth_file %q, not %q: a later crio.conf.d file or a command-line flag overrides it", got, wantAuthFile)
+	cfg, ok := crioRunningConfig(ctx, socket)
+	if ok && cfg.GlobalAuthFile != nil && *cfg.GlobalAuthFile != wantAuthFile {
+		return fmt.Errorf("crio runs with global_auth_file %q, not %q: a later crio.conf.d file or a command-line flag overrides it", *cfg.GlobalAuthFile, wantAuthFile)
 	}
 	return nil
 }
 
-// crioGlobalAuthFile asks CRI-O's inspect API for the global_auth_file it
-// runs with; ok is false when it cannot tell.
-func crioGlobalAuthFile(ctx context.Context, socket string) (string, bool) {
+// crioConfig is what mirrorctl reads of the configuration CRI-O runs with.
+type crioConfig struct {
+	GlobalAuthFile       *string
+	AutoReloadRegistries *bool
+}
+
+// crioRunningConfig asks CRI-O's inspect API (GET /config, TOML) for the
+// configuration it runs with; ok is false when it cannot tell.
+func crioRunningConfig(ctx context.Context, socket string) (crioConfig, bool) {
 	client := &http.Client{
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -57,26 +63,27 @@ func crioGlobalAuthFile(ctx context.Context, socket string) (string, bool) {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://crio/config", nil)
 	if err != nil {
-		return "", false
+		return crioConfig{}, false
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", false
+		return crioConfig{}, false
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return "", false
+		return crioConfig{}, false
 	}
 	var cfg struct {
 		Crio struct {
 			Image struct {
-				GlobalAuthFile *string `toml:"global_auth_file"`
+				GlobalAuthFile       *string `toml:"global_auth_file"`
+				AutoReloadRegistries *bool   `toml:"auto_reload_registries"`
 			} `toml:"image"`
 		} `toml:"crio"`
 	}
-	if toml.Unmarshal(body, &cfg) != nil || cfg.Crio.Image.GlobalAuthFile == nil {
-		return "", false
+	if toml.Unmarshal(body, &cfg) != nil {
+		return crioConfig{}, false
 	}
-	return *cfg.Crio.Image.GlobalAuthFile, true
+	return crioConfig{GlobalAuthFile: cfg.Crio.Image.GlobalAuthFile, AutoReloadRegistries: cfg.Crio.Image.AutoReloadRegistries}, true
 }

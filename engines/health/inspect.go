@@ -22,7 +22,7 @@ import (
 // is starting): `mirrorctl doctor` compares what it runs with against its
 // files. ctx bounds each.
 
-// ErrNotRunning is returned by ContainerdState and DockerStatus when nothing
+// ErrNotRunning is returned by ContainerdState, DockerStatus and CRIOState when nothing
 // listens on the socket (a stale socket file of a stopped daemon).
 var ErrNotRunning = errors.New("nothing listens on the socket")
 
@@ -172,3 +172,49 @@ func dockerState(ctx context.Context, client *http.Client) (DockerState, error) 
 // NormalizeMirrors makes mirror URLs comparable as dockerd prints them
 // (with a trailing slash).
 func NormalizeMirrors(in []string) []string { return normalizeMirrors(in) }
+
+// CRIOInfo is what a running CRI-O says about itself.
+type CRIOInfo struct {
+	Version string
+	// NotReady are the CRI status conditions that are false
+	// ("RuntimeReady: reason"), NetworkReady left out (no CNI yet is no
+	// pull problem).
+	NotReady []string
+	// GlobalAuthFile and AutoReloadRegistries are from the configuration
+	// it runs with (GET /config); nil when CRI-O does not say.
+	GlobalAuthFile       *string
+	AutoReloadRegistries *bool
+}
+
+// CRIOState asks the CRI-O on socket for its version, its CRI status and
+// the configuration it runs with.
+func CRIOState(ctx context.Context, socket string) (CRIOInfo, error) {
+	var st CRIOInfo
+	if err := listening(ctx, socket); err != nil {
+		return st, err
+	}
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return st, fmt.Errorf("crio at %s: %w", socket, err)
+	}
+	defer conn.Close()
+	rs := runtimeapi.NewRuntimeServiceClient(conn)
+	v, err := rs.Version(ctx, &runtimeapi.VersionRequest{})
+	if err != nil {
+		return st, fmt.Errorf("crio at %s does not answer the CRI Version call: %w", socket, err)
+	}
+	st.Version = v.RuntimeVersion
+	status, err := rs.Status(ctx, &runtimeapi.StatusRequest{})
+	if err != nil {
+		return st, fmt.Errorf("crio at %s does not answer the CRI Status call: %w", socket, err)
+	}
+	for _, c := range status.GetStatus().GetConditions() {
+		if !c.Status && c.Type != runtimeapi.NetworkReady {
+			st.NotReady = append(st.NotReady, c.Type+": "+c.Reason+" "+c.Message)
+		}
+	}
+	if cfg, ok := crioRunningConfig(ctx, socket); ok {
+		st.GlobalAuthFile, st.AutoReloadRegistries = cfg.GlobalAuthFile, cfg.AutoReloadRegistries
+	}
+	return st, nil
+}
