@@ -163,3 +163,51 @@ func TestContainersInsecure(t *testing.T) {
 		})
 	}
 }
+
+// One mirror URL, two engines: containers reaches it as an insecure
+// registry (any certificate), containerd verifies it. Each verdict comes
+// from a probe made as that engine connects: containerd's fails on the
+// untrusted certificate however lenient podman is.
+func TestInsecureRouteDoesNotVouchForAnotherEngine(t *testing.T) {
+	tlsSrv := httptest.NewUnstartedServer(&fakeRegistry{t: t, auth: "none", repos: map[string]bool{"library/test": true}})
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	tlsSrv.StartTLS()
+	t.Cleanup(tlsSrv.Close)
+	host := strings.TrimPrefix(tlsSrv.URL, "https://")
+
+	n := newNode(t)
+	s := n.parse(fmt.Sprintf("mirrors:\n  docker.io:\n    endpoint: [\"https://%s\"]\n", host))
+	fsys := n.synced(engines.NewContainerd(), containerdAt("2.4.2"), nil)
+	fsys["etc/containers/registries.conf"] = &fstest.MapFile{Data: []byte(fmt.Sprintf(
+		"[[registry]]\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = %q\ninsecure = true\n", host))}
+	img, err := engines.ParseImage("docker.io/library/test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Options{Spec: s, Images: []engines.Image{img}, Resolve: noDaemon, Now: func() time.Time { return fixedNow },
+		ProbeTimeout: 10 * time.Second, Proxy: noProxy, Targets: []Target{
+			{Engine: engines.NewContainerd(), Detection: containerdAt("2.4.2"), Host: engines.Host{FS: fsys}},
+			{Engine: engines.NewContainers(), Detection: engines.Detection{Engine: "containers", Found: true, Managed: true}, Host: engines.Host{FS: fsys}},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range rep.Engines {
+		for _, v := range e.Images {
+			got[e.Engine] = outcomeOf(v).String()
+		}
+	}
+	want := map[string]string{
+		"containerd": "FAIL unknown_authority [FAIL unknown_authority upstream]",
+		"containers": "WARN unknown_authority [WARN unknown_authority not tried]",
+	}
+	for e, w := range want {
+		if got[e] != w {
+			t.Errorf("%s: got %s, want %s", e, got[e], w)
+		}
+	}
+	if len(rep.Endpoints) != 2 || rep.Endpoints[0].Insecure == rep.Endpoints[1].Insecure {
+		t.Errorf("want the URL probed twice, strictly and as an insecure registry: %+v", rep.Endpoints)
+	}
+}

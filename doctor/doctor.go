@@ -91,11 +91,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				routings[i] = append(routings[i], rt)
 				for _, r := range rt.Routes {
 					if r.Mirror {
-						if _, seen := work[r.URL]; !seen {
-							order = append(order, r.URL)
+						k := endpointKey(r)
+						if _, seen := work[k]; !seen {
+							order = append(order, k)
 						}
-						work[r.URL] = addRequests(work[r.URL], o.Spec, r.Requested(rt.Image), r)
-						fallback[r.URL] = fallback[r.URL] || r.HTTPFallback
+						work[k] = addRequests(work[k], o.Spec, r.Requested(rt.Image), r)
+						fallback[k] = r.HTTPFallback
 					}
 				}
 			}
@@ -213,6 +214,17 @@ func addRequests(reqs []accessReq, s *spec.Spec, img engines.Image, r engines.Ro
 }
 
 // probeAll probes every endpoint, Parallel at a time.
+// endpointKey names a mirror endpoint as an engine reaches it: an engine
+// that accepts any certificate and retries over plain HTTP (registries.conf
+// insecure) is answered by a probe of its own, so that its leniency never
+// makes another engine's verdict on the same URL look better.
+func endpointKey(r engines.Route) string {
+	if r.HTTPFallback {
+		return r.URL + " (insecure)"
+	}
+	return r.URL
+}
+
 func probeAll(ctx context.Context, o Options, work map[string][]accessReq, fallback map[string]bool) map[string]*Endpoint {
 	p := &prober{spec: o.Spec, timeout: o.ProbeTimeout, now: o.Now, lookup: o.Lookup, proxy: o.Proxy,
 		dialer: &net.Dialer{KeepAlive: -1}}
@@ -222,7 +234,7 @@ func probeAll(ctx context.Context, o Options, work map[string][]accessReq, fallb
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, o.Parallel)
 	for _, u := range slices.Sorted(mapKeys(work)) { // the order probes start in
-		ep := &Endpoint{URL: u, Steps: []Step{}, Access: []*Access{}}
+		ep := &Endpoint{URL: strings.TrimSuffix(u, " (insecure)"), Insecure: fallback[u], Steps: []Step{}, Access: []*Access{}}
 		out[u] = ep
 		wg.Add(1)
 		go func() {

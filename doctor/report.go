@@ -64,6 +64,10 @@ type Try struct {
 // Endpoint is one mirror URL as the node sees it.
 type Endpoint struct {
 	URL string `json:"url"`
+	// Insecure: probed as an engine that accepts any certificate and
+	// retries over plain HTTP reaches it (registries.conf insecure); the
+	// same URL reached strictly is another Endpoint.
+	Insecure bool `json:"insecure,omitempty"`
 	// Steps are dns, tcp, tls and api (the /v2/ challenge), in order; a
 	// failed step ends the list, unless the engine falls back to plain
 	// HTTP: then a fallback step and the same steps over HTTP follow.

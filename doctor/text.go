@@ -118,7 +118,11 @@ func WriteText(w io.Writer, r *Report) error {
 		fmt.Fprintln(w, "\n== endpoints (probed from this node)")
 	}
 	for _, ep := range r.Endpoints {
-		fmt.Fprintf(w, "  %s\n", ep.URL)
+		if ep.Insecure {
+			fmt.Fprintf(w, "  %s (as an insecure registry: any certificate, then plain HTTP)\n", ep.URL)
+		} else {
+			fmt.Fprintf(w, "  %s\n", ep.URL)
+		}
 		for _, s := range ep.Steps {
 			ms := ""
 			if s.Millis > 0 {

@@ -44,7 +44,7 @@ func verdict(rt engines.Routing, who string, eps map[string]*Endpoint, s *spec.S
 			t.Finding = &engines.Finding{Level: engines.Info, Cause: "capability", Message: fmt.Sprintf("capabilities %v lack %s: not used for this image", r.Capabilities, need)}
 		default:
 			mirrors++
-			f, push := evaluate(rt, who, r, eps[r.URL], s)
+			f, push := evaluate(rt, who, r, eps[endpointKey(r)], s)
 			t.Finding, t.Push, t.Level = &f, push, f.Level
 			if f.Level == engines.Fail {
 				t.State = "failed"
@@ -59,7 +59,7 @@ func verdict(rt engines.Routing, who string, eps map[string]*Endpoint, s *spec.S
 				v.Level = engines.OK
 			}
 			v.Summary = fmt.Sprintf("%s pulls %s through %s", who, rt.Image, r.URL)
-			if ep := eps[r.URL]; ep != nil && ep.Fallback != "" {
+			if ep := eps[endpointKey(r)]; ep != nil && ep.Fallback != "" {
 				v.Summary += " (over plain HTTP: " + ep.Fallback + ")"
 			}
 			if first != nil {
