@@ -338,3 +338,28 @@ func TestSuggestKey(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorsAtEditorLines: YAML also breaks lines at a lone \r, NEL, LS and
+// PS; editors, grep and sed do not. An error is placed where an editor
+// shows it, never on a line the file does not have.
+func TestErrorsAtEditorLines(t *testing.T) {
+	tests := []struct{ data, want string }{
+		{"\r0", "spec.yaml:1:2"},
+		{"\u00850", "spec.yaml:1:2"},
+		{"# x\u2028\u20290", "spec.yaml:1:6"},
+		{"\r\n\r\n0", "spec.yaml:3:1"},
+		{"mirrors:\r\n  docker.io: {endpoints: [m]}\r\n", "spec.yaml:2:15"},
+		{"backups: {keep: 1}\r# c\rmirrors: 1\nx: 1\n", "spec.yaml:1:33"},
+		{"mirrors:\r  a: [\r", "spec.yaml:1:"},
+	}
+	for _, tt := range tests {
+		_, err := Parse("spec.yaml", []byte(tt.data), opts())
+		var errs Errors
+		if !errors.As(err, &errs) {
+			t.Fatalf("%q: error %v is not spec.Errors", tt.data, err)
+		}
+		if got := errs[0].Pos.String(); !strings.HasPrefix(got, tt.want) {
+			t.Errorf("%q: first error at %s, want %s: %v", tt.data, got, tt.want, err)
+		}
+	}
+}

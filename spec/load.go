@@ -162,6 +162,7 @@ func (p *parser) root(data []byte) *yaml.Node {
 			Hint: "a spec is kilobytes: split it into conf.d drop-ins, or share repeated parts with fewer aliases"})
 		return nil
 	}
+	p.lines = newEditorLines(data)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -206,8 +207,8 @@ func (p *parser) syntaxError(err error, data []byte) {
 	pos := Pos{File: p.file}
 	hint := ""
 	if line > 0 {
-		pos.Line, pos.Column = line, 1
-		hint = syntaxHint(lineAt(data, line))
+		pos.Line, pos.Column = p.lines.at(line, 1)
+		hint = syntaxHint(lineAt(data, pos.Line))
 	}
 	p.errs = append(p.errs, &Error{Pos: pos, Msg: "invalid YAML: " + msg, Hint: hint})
 }

@@ -27,6 +27,7 @@ type parser struct {
 	refused int
 	regexps map[string]error // rewrite patterns compiled
 	seen    map[Error]bool   // errors recorded
+	lines   editorLines      // yaml.v3's lines to an editor's
 }
 
 func newParser(name string, opts Options) *parser {
@@ -34,7 +35,8 @@ func newParser(name string, opts Options) *parser {
 }
 
 func (p *parser) pos(n *yaml.Node) Pos {
-	return Pos{File: p.file, Line: n.Line, Column: n.Column}
+	line, column := p.lines.at(n.Line, n.Column)
+	return Pos{File: p.file, Line: line, Column: column}
 }
 
 // maxErrors bounds the errors one file reports: a file of a megabyte can
