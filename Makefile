@@ -34,6 +34,8 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+	$(GO) vet -tags gendocs ./cmd/mirrorctl
+	$(GO) test -count=1 -tags gendocs -run 'TestGenDocs' ./cmd/mirrorctl
 	$(MAKE) --no-print-directory test-kubernetes
 
 # The crash test: a real `mirrorctl sync` SIGKILLed at 200 random instants
@@ -73,10 +75,12 @@ package-build:
 	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(PKG_LDFLAGS)' -o build/$$a/mirrorctl ./cmd/mirrorctl || exit 1; \
 	done
 
-# Man pages, completions and the Debian changelog, generated into build/.
+# Man pages, completions and the Debian changelog, generated into build/. gen-docs
+# exists only in a build with -tags gendocs: the man-page renderer stays out of
+# the shipped binary (and out of its start-up).
 package-docs:
 	rm -rf build/man build/completions
-	$(GO) run -trimpath -ldflags '$(PKG_LDFLAGS)' ./cmd/mirrorctl gen-docs --man build/man --completions build/completions
+	$(GO) run -tags gendocs -trimpath -ldflags '$(PKG_LDFLAGS)' ./cmd/mirrorctl gen-docs --man build/man --completions build/completions
 	gzip -9n build/man/*.1
 	sed -e 's/@VERSION@/$(PKG_VERSION)-1/' -e 's/@GITREF@/$(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)/' \
 	  -e "s/@DATE@/$$(date -u -R -d @$(SOURCE_DATE_EPOCH))/" packaging/deb/changelog.in | gzip -9n >build/changelog.Debian.gz

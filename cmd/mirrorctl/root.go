@@ -179,8 +179,9 @@ Docker (daemon.json, certs.d, config.json), k3s/RKE2 (registries.yaml) and crict
 		newRollbackCmd(g),
 		newStatusCmd(g),
 		newVersionCmd(g),
-		newCloudInitCmd(g), newGenDocsCmd(g),
+		newCloudInitCmd(g),
 	)
+	root.AddCommand(buildCommands(g)...)
 	return root
 }
 
