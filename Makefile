@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/mirrorctl
 DEMO     ?= /tmp/mirrorctl-demo
 
-.PHONY: all build test crash e2e bench soak demo lint clean package package-build package-docs lint-package image test-kubernetes cloud-init-examples
+.PHONY: all build test crash e2e bench bench-node soak demo lint clean package package-build package-docs lint-package image test-kubernetes cloud-init-examples
 
 # ---------------------------------------------------------------- packaging (issue 6)
 # Pinned tools are built once into .tools/<name>@<version>/ (not committed).
@@ -51,6 +51,25 @@ e2e: build package image
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bash testdata/demo/bench-process.sh $(BIN)
+
+# mirrorctl as a whole process on scratch roots holding the node's real engine
+# binaries (Debian's containerd and docker.io, make e2e's crictl and pinned
+# containerd 2.x from E2E_CACHE when there), specs of 20, 100 and 1,000 registries,
+# every measurement interleaved with its floor (a minimal Go binary; a Go program
+# writing the same files durably, one at a time) and reported as medians and
+# ratios, with strace counts and the init trace. Root and strace; a few minutes.
+# Not part of test. BENCH_FLAGS=-runs=30, -sizes=20,100, -work=DIR...
+E2E_CACHE   ?= /var/cache/mirrorctl-e2e
+BENCH_FLAGS ?=
+e2e_pin      = $(shell sed -n 's/^$(1)=//p' e2e/versions.sh)
+bench-node: build
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/bench-minimal ./tools/benchnode/floor/minimal
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/bench-durable ./tools/benchnode/floor/durable
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/bench-spawn ./tools/benchnode/spawn
+	$(GO) build -o bin/benchnode ./tools/benchnode
+	bin/benchnode -mirrorctl $(BIN) -minimal bin/bench-minimal -durable bin/bench-durable -spawn bin/bench-spawn \
+	  -crictl '$(E2E_CACHE)/tools/crictl@$(call e2e_pin,CRICTL_VERSION)/crictl' \
+	  -containerd2 '$(E2E_CACHE)/tools/containerd@$(call e2e_pin,CONTAINERD2_VERSION)/containerd' $(BENCH_FLAGS)
 
 # 1,000 random config changes through `watch`; checks convergence and that
 # goroutines and file descriptors do not grow. 15-25 s; not in `test`.
