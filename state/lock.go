@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,14 +25,16 @@ func (s *Store) lockPath() string { return path.Join(s.Dir, "lock") }
 
 // Lock takes the exclusive lock that keeps sync, rollback and watch from
 // interleaving, waiting up to timeout for another holder to let go. who
-// names the caller for the error another caller gets meanwhile, such as
+// names the caller in the error it gets when it gives up, such as
 // "mirrorctl sync".
 //
 // The lock is flock(2) on Dir/lock, opened through hostfs (never through a
 // link, never truncated on open), so the kernel drops it when the holder
-// dies, even by SIGKILL: there is no stale lock to clean up. The holder's
-// pid, who and start time are written into the file, through the locked
-// descriptor, only to be reported.
+// dies, even by SIGKILL: there is no stale lock to clean up. Nothing is
+// written to the file: a sync that changes nothing changes nothing on disk,
+// the lock file's times included. A caller that gives up learns who holds
+// the lock from the kernel's own record of it (/proc/locks: the holder's
+// pid, then its name and start time from /proc).
 //
 // Past the timeout the error wraps ErrLocked; if ctx ends first, it wraps
 // ctx's error. unlock releases the lock; calling it again does nothing.
@@ -54,9 +57,9 @@ func (s *Store) Lock(ctx context.Context, timeout time.Duration, who string) (un
 			return nil, fmt.Errorf("locking: %w", err)
 		}
 		if !time.Now().Before(deadline) {
-			h := holder(f)
+			h := holder(f, "/proc")
 			f.Close()
-			return nil, fmt.Errorf("%w (%s); retry later", ErrLocked, h)
+			return nil, fmt.Errorf("%s waited %s: %w (%s); retry later", who, timeout, ErrLocked, h)
 		}
 		select {
 		case <-ctx.Done():
@@ -65,54 +68,95 @@ func (s *Store) Lock(ctx context.Context, timeout time.Duration, who string) (un
 		case <-time.After(lockPoll):
 		}
 	}
-	info := fmt.Sprintf("pid=%d who=%s since=%s\n", os.Getpid(), who, time.Now().UTC().Format(time.RFC3339))
-	if err := writeHolder(f, info); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking: %w", err)
-	}
 	var once sync.Once
 	return func() error {
 		var err error
-		once.Do(func() {
-			// Clear the holder while still holding the lock: once it is
-			// released, the file belongs to the next holder.
-			err = errors.Join(f.Truncate(0), f.Close())
-		})
+		once.Do(func() { err = f.Close() })
 		return err
 	}, nil
 }
 
-func writeHolder(f *os.File, info string) error {
-	if err := f.Truncate(0); err != nil {
-		return err
+// holder describes who holds the flock on f, from the kernel's list of
+// locks under proc: "pid 1234 (mirrorctl), running since
+// 2026-11-27T05:32:00Z". A holder the kernel shows in another pid
+// namespace, or no /proc at all, gives "holder unknown".
+func holder(f *os.File, proc string) string {
+	const unknown = "holder unknown"
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return unknown
 	}
-	_, err := f.WriteAt([]byte(info), 0)
-	return err
+	locks, err := os.ReadFile(proc + "/locks")
+	if err != nil {
+		return unknown
+	}
+	pid := flockHolder(string(locks), unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	if pid <= 0 {
+		return unknown
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("%s/%d/comm", proc, pid))
+	if err != nil {
+		return fmt.Sprintf("pid %d", pid)
+	}
+	h := fmt.Sprintf("pid %d (%s)", pid, strings.TrimSpace(string(comm)))
+	if t, ok := started(proc, pid); ok {
+		h += ", running since " + t.UTC().Format(time.RFC3339)
+	}
+	return h
 }
 
-// holder describes who holds the lock, from the lock file: "pid 1234,
-// mirrorctl sync since 2026-11-27T05:32:00Z".
-func holder(f *os.File) string {
-	data := make([]byte, 512)
-	n, err := f.ReadAt(data, 0)
-	if n == 0 && err != nil {
-		return "holder unknown"
+// flockHolder finds, in /proc/locks, the pid holding a FLOCK on the file
+// major:minor:ino ("1: FLOCK  ADVISORY  WRITE 1234 fe:00:802818 0 EOF";
+// the device in hex, the inode in decimal; waiters are "->" lines).
+func flockHolder(locks string, major, minor uint32, ino uint64) int {
+	want := fmt.Sprintf("%02x:%02x:%d", major, minor, ino)
+	for line := range strings.SplitSeq(locks, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[1] != "FLOCK" || f[5] != want {
+			continue
+		}
+		pid, err := strconv.Atoi(f[4])
+		if err != nil {
+			continue
+		}
+		return pid
 	}
-	data = data[:n]
-	line := strings.TrimSpace(string(data))
-	pid, rest, ok1 := strings.Cut(strings.TrimPrefix(line, "pid="), " who=")
-	who, since, ok2 := cutLast(rest, " since=")
-	if !strings.HasPrefix(line, "pid=") || !ok1 || !ok2 {
-		// The holder has not written its line yet, or is not a mirrorctl.
-		return "holder unknown"
-	}
-	return fmt.Sprintf("pid %s, %s since %s", pid, who, since)
+	return 0
 }
 
-func cutLast(s, sep string) (before, after string, found bool) {
-	i := strings.LastIndex(s, sep)
+// started is when process pid started: its start time in clock ticks after
+// boot (/proc/PID/stat, field 22; the kernel counts USER_HZ, 100, ticks a
+// second) plus the boot time (/proc/stat btime).
+func started(proc string, pid int) (time.Time, bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("%s/%d/stat", proc, pid))
+	if err != nil {
+		return time.Time{}, false
+	}
+	// The name, field 2, is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(stat), ')')
 	if i < 0 {
-		return s, "", false
+		return time.Time{}, false
 	}
-	return s[:i], s[i+len(sep):], true
+	f := strings.Fields(string(stat[i+1:])) // from field 3
+	if len(f) < 20 {
+		return time.Time{}, false
+	}
+	ticks, err := strconv.ParseInt(f[19], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	sys, err := os.ReadFile(proc + "/stat")
+	if err != nil {
+		return time.Time{}, false
+	}
+	for line := range strings.SplitSeq(string(sys), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			boot, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}, false
+			}
+			return time.Unix(boot, 0).Add(time.Duration(ticks) * time.Second / 100), true
+		}
+	}
+	return time.Time{}, false
 }
