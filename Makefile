@@ -2,6 +2,10 @@
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
+# grpcnotrace: gRPC without golang.org/x/net/trace (and html/template with it),
+# which only the health probes' client would carry: a smaller binary that maps
+# fewer pages at every start (make bench-node: about 2 MiB less RSS).
+GOTAGS   ?= grpcnotrace
 BIN      := bin/mirrorctl
 DEMO     ?= /tmp/mirrorctl-demo
 
@@ -29,7 +33,7 @@ IMAGE_PUSH   ?=
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mirrorctl
+	CGO_ENABLED=0 $(GO) build -tags '$(GOTAGS)' -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mirrorctl
 
 test:
 	$(GO) vet ./...
@@ -91,7 +95,7 @@ clean:
 package-build:
 	@for a in $(ARCHES); do \
 	  echo "go build linux/$$a"; \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(PKG_LDFLAGS)' -o build/$$a/mirrorctl ./cmd/mirrorctl || exit 1; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -tags '$(GOTAGS)' -trimpath -ldflags '$(PKG_LDFLAGS)' -o build/$$a/mirrorctl ./cmd/mirrorctl || exit 1; \
 	done
 
 # Man pages, completions and the Debian changelog, generated into build/. gen-docs
