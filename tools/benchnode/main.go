@@ -29,7 +29,8 @@ type options struct {
 	mirrorctl, minimal, durable string
 	spawn                       string
 	work                        string
-	runs, warmup                int
+	runs, warmup, minRuns       int
+	budget                      time.Duration
 	sizes                       []int
 	crictl, containerd2         string
 	report                      string
@@ -45,6 +46,8 @@ func main() {
 	flag.StringVar(&o.work, "work", "/var/tmp/mirrorctl-bench-node", "scratch directory (roots, copies of the engine binaries)")
 	flag.IntVar(&o.runs, "runs", 20, "measured runs of each command (and of its floor)")
 	flag.IntVar(&o.warmup, "warmup", 2, "unmeasured runs before them")
+	flag.DurationVar(&o.budget, "budget", 3*time.Minute, "time after which a measurement stops short of -runs (never before -min-runs): for the slowest pairs")
+	flag.IntVar(&o.minRuns, "min-runs", 5, "runs a measurement makes whatever its budget")
 	flag.StringVar(&sizes, "sizes", "20,100,1000", "registries in the specs")
 	flag.StringVar(&o.crictl, "crictl", "", "crictl binary (the one make e2e builds); none if empty or missing")
 	flag.StringVar(&o.containerd2, "containerd2", "", "containerd 2.x binary (the one make e2e builds); its node is skipped if empty or missing")
@@ -133,7 +136,7 @@ func bench(o options) error {
 			if es.crictl, err = stageBinary(o.crictl, bins, "crictl"); err != nil {
 				return err
 			}
-			notes = append(notes, fmt.Sprintf("crictl %s: %s (built by make e2e)", versionOf(es.crictl), o.crictl))
+			notes = append(notes, fmt.Sprintf("crictl (`--version`: %s): %s (built by make e2e)", versionOf(es.crictl), o.crictl))
 		}
 	}
 	if es.crictl == "" {
@@ -278,12 +281,12 @@ func bench(o options) error {
 	for _, s := range scs {
 		progress("measuring (%d+%d runs each): %s", o.warmup, o.runs, s.name)
 		load = append(load, loadavg())
-		if s.result, err = rn.measure(s.pair, o.warmup, o.runs); err != nil {
+		if s.result, err = rn.measure(s.pair, o.warmup, o.runs, o.minRuns, o.budget); err != nil {
 			return err
 		}
 		if s.counts.exec > 0 {
 			// Programs started: the tree is more than one process.
-			if s.treeRSS, err = rn.treeRuns(s.pair.thing, o.runs); err != nil {
+			if s.treeRSS, err = rn.treeRuns(s.pair.thing, len(s.result.thing)); err != nil {
 				return err
 			}
 		}
@@ -319,7 +322,7 @@ func versionOf(bin string) string {
 			return f
 		}
 	}
-	return strings.TrimSpace(string(out))
+	return fmt.Sprintf("%q", strings.TrimSpace(string(out)))
 }
 
 func loadavg() string {

@@ -256,9 +256,17 @@ type pairResult struct {
 	thing, floor []sample
 }
 
-func (rn runner) measure(p pair, warmup, runs int) (pairResult, error) {
+// measure runs warmup pairs, then runs pairs, fewer when a pair is so slow
+// (a thousand registries' files written and fsynced one way and the other)
+// that the measurement would overrun its budget: then it stops at the
+// first pair past the budget, but never before minRuns.
+func (rn runner) measure(p pair, warmup, runs, minRuns int, budget time.Duration) (pairResult, error) {
 	var r pairResult
+	start := time.Now()
 	for i := 0; i < warmup+runs; i++ {
+		if i > warmup && len(r.thing) >= minRuns && time.Since(start) > budget {
+			break
+		}
 		a, err := rn.run(p.thing, false)
 		if err != nil {
 			return r, err

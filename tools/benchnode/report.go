@@ -65,12 +65,12 @@ func (r *report) write(w *strings.Builder) {
 	fmt.Fprintf(w, "## bench-node: %s\n\n", strings.TrimSpace(string(ver)))
 	fmt.Fprintf(w, "%s on %s: %d CPUs, Linux %s; took %s.\n", r.started.UTC().Format(time.RFC3339), host, runtime.NumCPU(), strings.TrimSpace(string(kernel)), r.took.Round(time.Second))
 	fmt.Fprintf(w, "Load average (1, 5, 15 min) at the start, before each measurement and at the end: %s.\n", strings.Join(r.load, "; "))
-	fmt.Fprintf(w, "Medians of %d runs after %d warm-up runs; every run interleaved with a run of its floor; ratio = median of the %d pairwise ratios.\n\n", r.o.runs, r.o.warmup, r.o.runs)
+	fmt.Fprintf(w, "Medians of n runs (%d, or fewer, never under %d, where a measurement passed its %s budget) after %d warm-up runs; every run interleaved with a run of its floor; ratio = median of the n pairwise ratios.\n\n", r.o.runs, r.o.minRuns, r.o.budget, r.o.warmup)
 	for _, n := range r.notes {
 		fmt.Fprintf(w, "- %s\n", n)
 	}
-	w.WriteString("\n| measurement | wall | CPU | peak RSS | floor: wall, CPU, RSS | ratio | target | exec | writes | syncs | renames | other changes |\n")
-	w.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	w.WriteString("\n| measurement | n | wall | CPU | peak RSS | floor: wall, CPU, RSS | ratio | target | exec | writes | syncs | renames | other changes |\n")
+	w.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, s := range r.scenarios {
 		pk, how := s.peak()
 		fr := s.result.floor
@@ -78,8 +78,8 @@ func (r *report) write(w *strings.Builder) {
 		if s.files != "" {
 			name += " (" + s.files + ")"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s (%s) | %s: %s, %s, %s | %.2f× | %s | %d | %d | %d | %d | %d |\n",
-			name, ms(median(walls(s.result.thing))), ms(median(cpus(s.result.thing))), mib(pk), how,
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s (%s) | %s: %s, %s, %s | %.2f× | %s | %d | %d | %d | %d | %d |\n",
+			name, len(s.result.thing), ms(median(walls(s.result.thing))), ms(median(cpus(s.result.thing))), mib(pk), how,
 			s.pair.floorN, ms(median(walls(fr))), ms(median(cpus(fr))), mib(median(rsses(fr))),
 			ratio(s.result), orDash(s.target), s.counts.exec, s.counts.writes, s.counts.syncs, s.counts.renames, s.counts.other)
 	}
