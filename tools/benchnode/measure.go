@@ -258,12 +258,17 @@ type pairResult struct {
 
 // measure runs warmup pairs, then runs pairs, fewer when a pair is so slow
 // (a thousand registries' files written and fsynced one way and the other)
-// that the measurement would overrun its budget: then it stops at the
-// first pair past the budget, but never before minRuns.
+// that the measurement would overrun its budget: then it warms up with one
+// pair only, and stops at the first pair past the budget, but never before
+// minRuns.
 func (rn runner) measure(p pair, warmup, runs, minRuns int, budget time.Duration) (pairResult, error) {
 	var r pairResult
 	start := time.Now()
 	for i := 0; i < warmup+runs; i++ {
+		if i > 0 && i < warmup && time.Since(start)*time.Duration(warmup+runs) > budget*time.Duration(i) {
+			i = warmup - 1 // one warm-up pair is all this one gets
+			continue
+		}
 		if i > warmup && len(r.thing) >= minRuns && time.Since(start) > budget {
 			break
 		}
