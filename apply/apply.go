@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/engines/health"
 	"github.com/mirrorctl/mirrorctl/hostexec"
 	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/plan"
@@ -47,6 +48,10 @@ type Options struct {
 	Adopt bool
 	// Health judges an engine after its activation; nil runs its probe.
 	Health func(ctx context.Context, root *hostfs.Root, a engines.Activation) error
+	// Applied says whether an engine's daemons already run with the files
+	// written since a time (an owed activation done by hand); nil asks the
+	// kernel and the daemons.
+	Applied func(ctx context.Context, p health.Probe, since time.Time) bool
 	// HealthTimeout is how long an engine may take to come up and pass.
 	HealthTimeout time.Duration
 	// LockTimeout is how long to wait for another mirrorctl; Who names
@@ -127,7 +132,12 @@ func Sync(ctx context.Context, s *spec.Spec, o Options) (*Result, error) {
 	if res != nil {
 		res.Conflicts, res.Narrowed = conflicts, narrowed
 	}
-	if err == nil && len(conflicts) > 0 {
+	switch {
+	case err != nil || len(conflicts) == 0:
+	case o.Adopt:
+		// Only removals are left: adopting takes files over, never deletes.
+		err = fmt.Errorf("%w: %d file(s) not removed; --adopt never removes a file mirrorctl did not write or that changed since", ErrConflicts, len(conflicts))
+	default:
 		err = fmt.Errorf("%w: %d file(s); re-run with --adopt to take them over", ErrConflicts, len(conflicts))
 	}
 	return res, err
@@ -139,18 +149,30 @@ func Plan(ctx context.Context, s *spec.Spec, st *state.State, o Options) (*plan.
 	if o.Versions != nil {
 		version = o.Versions.Version
 	}
+	applied := o.Applied
+	if applied == nil {
+		applied = func(ctx context.Context, p health.Probe, since time.Time) bool {
+			return p.Applied(ctx, o.Root.Resolve, since)
+		}
+	}
 	p, err := plan.Build(ctx, s, plan.Options{Root: o.Root, Only: o.Only, Engines: o.Engines, State: st,
-		Version: version, Down: o.Down, Log: o.Log})
+		Version: version, Down: o.Down, Applied: applied, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}
-	if o.Versions != nil {
-		// Only under the lock: a cache miss costs one write, the next run none.
-		if err := o.Versions.Save(); err != nil {
-			o.Log.Warn("keeping engine versions for the next run", "err", err)
-		}
-	}
 	return p, nil
+}
+
+// saveVersions keeps the engine versions asked for the next run. It runs
+// only with a run that writes anyway (under the lock): a node with nothing
+// to do gets nothing written, not even this cache.
+func (o Options) saveVersions() {
+	if o.Versions == nil {
+		return
+	}
+	if err := o.Versions.Save(); err != nil {
+		o.Log.Warn("keeping engine versions for the next run", "err", err)
+	}
 }
 
 // runOptions are what Sync and Rollback run differently.
@@ -184,13 +206,21 @@ func run(ctx context.Context, p *plan.Plan, st *state.State, o Options, r runOpt
 		next := st.Clone()
 		for _, e := range p.Managed() {
 			next.Record(e.Detection.Engine, e.Changes)
-			if e.Owed != nil {
-				res.Pending = append(res.Pending, e.Due())
-				next.SetPending(e.Detection.Engine, e.Due())
+			// What is still owed stays owed; what the plan found done
+			// outside mirrorctl is forgotten.
+			due := e.Due()
+			next.SetPending(e.Detection.Engine, due)
+			if due.Disruption != engines.None {
+				res.Pending = append(res.Pending, due)
 			}
 		}
+		if !o.Store.Changed(next) {
+			return res, nil
+		}
+		o.saveVersions()
 		return res, o.Store.Save(next)
 	}
+	o.saveVersions()
 	var set *state.Set
 	if len(changes) > 0 {
 		var err error

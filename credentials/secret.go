@@ -41,7 +41,8 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
 
 // BasicAuth returns base64("user:password") with no trailing newline, the
 // form containerd's ParseAuth, k3s and the docker CLI's decodeAuth expect.
-// (`echo user:pass | base64` puts a newline into the password; ENGINES.md G.4.)
+// (`echo user:pass | base64` puts a newline into the password:
+// docs/credentials.md#basic-auth-without-a-newline.)
 func BasicAuth(username string, password Secret) Secret {
 	return Secret{v: base64.StdEncoding.EncodeToString([]byte(username + ":" + password.v))}
 }

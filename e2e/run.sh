@@ -14,7 +14,7 @@
 #   E2E_CACHE=DIR    tool and rootfs cache (default /var/cache/mirrorctl-e2e)
 #   E2E_WORK=DIR     scratch directory, removed at the start and end (default /tmp/mirrorctl-e2e)
 #   MIRRORCTL=FILE   the binary under test (default bin/mirrorctl, built by `make build`)
-#   E2E_TIMEOUT=S    bound on the sandbox stage (default 1800 s)
+#   E2E_TIMEOUT=S    bound on the sandbox stage (default 3600 s)
 set -uo pipefail
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,7 +35,6 @@ for f in "$E2E_DIR"/lib/*.sh "$E2E_DIR"/scenarios/*.sh; do
   # shellcheck disable=SC1090
   source "$f"
 done
-C2_LABEL=$(sed -E 's/^v([0-9]+\.[0-9]+).*/\1/' <<<"$CONTAINERD2_VERSION")
 
 # ================================================================== stage 2: the sandbox
 run_scenario() {  # run_scenario NAME FUNCTION ARGS...
@@ -91,19 +90,40 @@ inner_main() {
   SCEN_LOG=$E2E_LOGS/scenario-mirror.log
   head_line "mirror"
   sc_mirror || exit 1
+  if tokenauth_wanted; then
+    CURRENT_SCENARIO=tokenauth SCEN_LOG=$E2E_LOGS/scenario-tokenauth.log
+    head_line "token-auth mirror and doctor's stand-ins"
+    sc_tokenauth
+  fi
 
   local v
-  for v in 1.6 "$C2_LABEL"; do
+  # the containerd matrix: every minor (versions.sh), the same scenario functions
+  for v in $(ctrd_labels); do
     run_scenario "containerd-$v/handmade-config" sc_containerd "$v" config handmade
     run_scenario "containerd-$v/handmade-header" sc_containerd "$v" header handmade
     run_scenario "containerd-$v/sync-config" sc_containerd "$v" config mirrorctl
     run_scenario "containerd-$v/sync-header" sc_containerd "$v" header mirrorctl
     run_scenario "containerd-$v/legacy" sc_containerd_legacy "$v"
+    run_scenario "containerd-$v/sync-auto" sc_containerd_node "$v" auto
+    if ctrd_at_least "$v" 2.1; then
+      run_scenario "containerd-$v/colon-list" sc_containerd_node "$v" colon
+    fi
   done
   run_scenario crictl/sync sc_crictl
   run_scenario k3s/sync sc_k3s
   run_scenario docker/handmade sc_docker_handmade
-  run_scenario docker/sync sc_docker_sync
+  run_scenario docker/sync sc_docker_sync 20
+  run_scenario docker-29/classic-store sc_docker_sync 29
+  run_scenario docker-29/handmade-store sc_docker29_store handmade
+  run_scenario docker-29/containerd-store sc_docker29_store mirrorctl
+  run_scenario containers/podman sc_containers
+  for v in 1.6 "$C2_LABEL"; do
+    run_scenario "token/containerd-$v-config" sc_token_containerd "$v" config
+    run_scenario "token/containerd-$v-header" sc_token_containerd "$v" header
+  done
+  run_scenario token/docker sc_token_docker
+  run_scenario doctor/faults sc_doctor_faults
+  run_scenario doctor/ok sc_doctor_ok
   run_scenario node/sync sc_node_sync
   run_scenario node/unhealthy sc_node_unhealthy
   run_scenario node/activation sc_node_activation
@@ -170,9 +190,13 @@ outer_main() {
   head_line "setup (host network: Debian packages, Go module proxy; cached in $E2E_CACHE)"
   timed "setup: Debian packages" apt_ensure || { fail "install Debian packages" "$E2E_LOGS/apt.log"; exit 1; }
   rootfs_start
-  timed "setup: Go tools (crane, crictl, containerd $CONTAINERD2_VERSION)" go_tools_ensure ||
-    { fail "build the pinned Go tools"; exit 1; }
+  if ! timed "setup: Go tools (crane, crictl, containerd ${CONTAINERD_VERSIONS[*]}, dockerd $DOCKERD_RELEASE)" go_tools_ensure; then
+    fail "build the pinned Go tools: ${TOOLS_FAILED[*]} failed (logs $E2E_LOGS/go-build-*.log)"
+    # without the test image and crictl nothing can run; without one engine, its scenarios fail
+    tool_cached "$TOOLDIR_crane" crane && tool_cached "$TOOLDIR_crictl" crictl || exit 1
+  fi
   timed "setup: k3scheck (e2e/k3scheck, wharfie)" k3scheck_ensure || { fail "build e2e/k3scheck"; K3SCHECK=/nonexistent/k3scheck; }
+  timed "setup: distribution $DISTRIBUTION_VERSION, e2e/tokenserver" tokenauth_tools_ensure || { fail "build the token-auth tools"; TOKENSERVER=/nonexistent/tokenserver; }
   rootfs_wait || { fail "debootstrap the node rootfs" "$E2E_LOGS/debootstrap.log"; NODE_ROOTFS=; }
   if [ -x "$MIRRORCTL" ]; then
     say "mirrorctl under test: $MIRRORCTL ($("$MIRRORCTL" version 2>&1 | head -n 1))"
@@ -183,9 +207,9 @@ outer_main() {
 
   CURRENT_SCENARIO=sandbox
   host_snapshot >"$E2E_WORK/host-before.txt"
-  export TOOLDIR_crane TOOLDIR_crictl TOOLDIR_containerd K3SCHECK NODE_ROOTFS E2E_T0
+  export TOOLDIR_crane TOOLDIR_crictl K3SCHECK NODE_ROOTFS E2E_T0 TOOLDIR_distribution TOKENSERVER
   # a bound on the whole sandbox stage: on expiry its PID 1 gets SIGTERM and cleans up
-  timeout -k 60 "${E2E_TIMEOUT:-1800}" \
+  timeout -k 60 "${E2E_TIMEOUT:-3600}" \
     unshare --net --mount --propagation private --pid --fork --mount-proc --kill-child=TERM \
     env E2E_STAGE=inner bash "$E2E_DIR/run.sh" &
   INNER_PID=$!

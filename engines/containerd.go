@@ -28,7 +28,7 @@ var containerdBinaries = []string{"/usr/bin/containerd", "/usr/local/bin/contain
 
 // containerd renders one hosts.toml per registry under a single
 // config_path directory, and points config.toml's CRI registry table at
-// it (docs/ENGINES.md §A).
+// it (docs/engines/containerd.md).
 type containerd struct{}
 
 // NewContainerd returns the containerd engine.
@@ -139,18 +139,14 @@ func (containerd) Activation(changes []render.Change, d Detection) Activation {
 // registryConfigPath is the registry config_path a config.toml sets ("" when
 // it sets none, as after a rollback to a node's own config).
 func registryConfigPath(data []byte) string {
-	var doc struct {
-		Plugins map[string]struct {
-			Registry struct {
-				ConfigPath string `toml:"config_path"`
-			} `toml:"registry"`
-		} `toml:"plugins"`
-	}
+	// A generic map, not a struct: a plugin entry that is not a table
+	// must not hide the registry table of another.
+	var doc map[string]any
 	if toml.Unmarshal(data, &doc) != nil {
 		return ""
 	}
 	for _, name := range []string{criImagesPlugin, criV1Plugin, "cri"} {
-		if p := doc.Plugins[name].Registry.ConfigPath; p != "" {
+		if p, _ := table(doc, "plugins", name, "registry")["config_path"].(string); p != "" {
 			return p
 		}
 	}
@@ -214,7 +210,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 		live, _ = buildRegistryHosts(lin)
 	}
 
-	w := &hostsWriter{certsDir: p.certsDir, specName: specName(s), config: p.config, header: header, configs: s.Configs}
+	w := &hostsWriter{certsDir: p.certsDir, specName: specName(s), config: p.config, header: header, group: "containerd:", configs: s.Configs}
 	var files []render.File
 	rendered := map[string][]render.File{}
 	for _, dir := range sortedKeys(live) {
@@ -224,7 +220,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 		}
 	}
 	want, drop := rc.authEntries(hosts)
-	more, err := cfg.setRegistry(schema, p.certsDir, want, drop)
+	more, err := cfg.setRegistry(schema, p.certsDir, rel, want, drop)
 	if err != nil {
 		return Result{}, err
 	}
@@ -255,7 +251,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 		rc.warn(spec.Pos{}, "%s disables the CRI plugin (disabled_plugins): kubelet and crictl pulls will not use these mirrors", p.config)
 	}
 	rc.specWarnings(hosts, want, h.FS)
-	if err := confinePaths(files, p.config, p.certsDir); err != nil {
+	if err := confinePaths("containerd", files, p.certsDir, p.config); err != nil {
 		return Result{}, err
 	}
 	return Result{Files: files, Warnings: rc.warns}, nil

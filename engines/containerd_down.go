@@ -12,8 +12,9 @@ import (
 // endpoints MirrorEndpoints lists and passes those that do not answer in
 // Host.Down. containerd re-reads certs.d on every pull, so leaving a dead
 // mirror out of hosts.toml is live; without that, containerd waits up to
-// its dial timeout (30 s by default) for it on every blob (docs/ENGINES.md
-// §A.4). config.toml never depends on Down: credentials for a down mirror
+// its dial timeout (30 s by default) for it on every blob
+// (docs/engines/containerd.md#dead-mirrors-and-the-dial-timeout).
+// config.toml never depends on Down: credentials for a down mirror
 // stay where they are, so no restart follows a probe.
 
 // MirrorEndpoint is one mirror endpoint containerd may contact for a spec.

@@ -12,8 +12,8 @@ import (
 // importWarnings looks into the files config.toml imports. containerd merges
 // them over config.toml, so registry settings there override what mirrorctl
 // writes, and a `mirrors` table there next to config_path disables the CRI
-// plugin (ENGINES.md G.1). mirrorctl never edits imported files; it says so
-// before the restart rather than after.
+// plugin (docs/engines/containerd.md#imported-files). mirrorctl never edits
+// imported files; it says so before the restart rather than after.
 func importWarnings(fsys fs.FS, doc map[string]any, configPath string, rel release) []string {
 	var patterns []string
 	switch v := doc["imports"].(type) {

@@ -3,6 +3,7 @@ package engines
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/mirrorctl/mirrorctl/render"
@@ -34,16 +35,21 @@ func isDirName(name string) bool {
 	return name != "" && name != "." && name != ".." && !strings.Contains(name, "/")
 }
 
-// confinePaths is the last defence: every file the containerd engine
-// renders is config.toml itself or lies inside certsDir.
-func confinePaths(files []render.File, config, certsDir string) error {
+// confinePaths is the last defence: every file an engine renders into a
+// certs.d tree lies inside certsDir, or is one of also (containerd's
+// config.toml).
+func confinePaths(engine string, files []render.File, certsDir string, also ...string) error {
 	dir := strings.TrimSuffix(certsDir, "/") + "/"
 	for _, f := range files {
-		if f.Path == config {
+		if slices.Contains(also, f.Path) {
 			continue
 		}
 		if path.Clean(f.Path) != f.Path || !strings.HasPrefix(f.Path, dir) {
-			return fmt.Errorf("containerd: refusing to render %s: it is neither %s nor inside %s", f.Path, config, certsDir)
+			where := "inside " + certsDir
+			if len(also) > 0 {
+				where = strings.Join(also, ", ") + " or " + where
+			}
+			return fmt.Errorf("%s: refusing to render %s: it is not %s", engine, f.Path, where)
 		}
 	}
 	return nil

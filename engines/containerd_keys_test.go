@@ -68,16 +68,16 @@ func TestConfinePaths(t *testing.T) {
 	ok := []string{conf, dir + "/docker.io/hosts.toml", dir + "/_default/hosts.toml"}
 	bad := []string{"/var/spool/cron/crontabs/hosts.toml", dir + "/../x/hosts.toml", dir + "2/x/hosts.toml", dir, "/etc/containerd/other.toml"}
 	for _, p := range ok {
-		if err := confinePaths([]render.File{{Path: p}}, conf, dir); err != nil {
+		if err := confinePaths("containerd", []render.File{{Path: p}}, dir, conf); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
 	for _, p := range bad {
-		if err := confinePaths([]render.File{{Path: p}}, conf, dir); err == nil {
+		if err := confinePaths("containerd", []render.File{{Path: p}}, dir, conf); err == nil {
 			t.Errorf("%s: accepted", p)
 		}
 	}
-	if err := confinePaths([]render.File{{Path: "/x/hosts.toml"}}, conf, "/"); err != nil {
+	if err := confinePaths("containerd", []render.File{{Path: "/x/hosts.toml"}}, "/", conf); err != nil {
 		t.Errorf("certs dir /: %v", err)
 	}
 }

@@ -2,6 +2,8 @@ package engines
 
 import (
 	"fmt"
+	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -9,7 +11,8 @@ import (
 
 // legacyContent is what config.toml's deprecated registry tables held.
 // containerd refuses `mirrors` (and 1.x `configs.*.tls`) next to
-// config_path, so they move into hosts.toml (docs/ENGINES.md §A.2).
+// config_path, so they move into hosts.toml
+// (docs/engines/containerd.md#legacy-registry-tables).
 type legacyContent struct {
 	mirrors map[string][]string   // registry → endpoints
 	tls     map[string]*legacyTLS // host → TLS
@@ -153,7 +156,7 @@ func (lc legacyContent) collect(reg map[string]any, file string) error {
 // stays as it is, and a config_path mirrorctl set earlier points at a
 // certs.d the sync empties of mirrorctl's hosts.toml, which containerd
 // reads as "no mirrors" (docs/engines/containerd.md).
-func (c *containerdConfig) setRegistry(schema int, certsDir string, want map[string]map[string]any, drop []string) ([]string, error) {
+func (c *containerdConfig) setRegistry(schema int, certsDir string, rel release, want map[string]map[string]any, drop []string) ([]string, error) {
 	live := []string{"plugins", registryPlugin(schema), "registry"}
 	var notes []string
 	if !c.emptySpec {
@@ -161,12 +164,9 @@ func (c *containerdConfig) setRegistry(schema int, certsDir string, want map[str
 		if err != nil {
 			return nil, err
 		}
-		if cur, ok := reg["config_path"].(string); ok && cur != "" && cur != certsDir {
-			why := "hosts directories under it are no longer read"
-			if strings.ContainsRune(cur, ':') {
-				why = "containerd 2.1+ transfer-service pulls ignore a list of directories"
-			}
-			notes = append(notes, fmt.Sprintf("config_path %q replaced by %q: %s", cur, certsDir, why))
+		cur, set := reg["config_path"].(string)
+		if note := configPathNote(cur, set, certsDir, rel); note != "" {
+			notes = append(notes, note)
 		}
 		reg["config_path"] = certsDir
 	}
@@ -192,4 +192,50 @@ func (c *containerdConfig) setRegistry(schema int, certsDir string, want map[str
 	}
 	c.owns = sortedKeys(want)
 	return notes, nil
+}
+
+// defaultConfigPathList is config_path when config.toml leaves it out, from
+// containerd 2.2 (internal/cri/config DefaultImageConfig in 2.2; the
+// images plugin's init in 2.3+, also for an empty value), on Linux.
+const defaultConfigPathList = "/etc/containerd/certs.d:/etc/docker/certs.d"
+
+// configPathNote tells what setting config_path to certsDir changes, when
+// it changes more than the value: the directories containerd no longer
+// reads. From 2.1 CRI pulls go through the transfer service, which hands
+// config_path to the hosts loader as one directory
+// (core/transfer/registry HostDirFromRoot; containerd#12415, #12636): a
+// list, the 2.2+ default included, makes it read no hosts.toml at all. A
+// single directory reads the same on every version, hence always one.
+func configPathNote(cur string, set bool, certsDir string, rel release) string {
+	var b strings.Builder
+	switch {
+	case cur == certsDir:
+		return ""
+	case !set && rel.atLeast(2, 2, 0):
+		fmt.Fprintf(&b, "config_path is not set, so containerd %s uses its default list %q; ", rel, defaultConfigPathList)
+		cur = defaultConfigPathList
+	case set && cur == "" && rel.atLeast(2, 3, 0):
+		fmt.Fprintf(&b, "config_path is empty, so containerd %s uses its default list %q; ", rel, defaultConfigPathList)
+		cur = defaultConfigPathList
+	case cur == "":
+		return ""
+	case strings.ContainsRune(cur, ':'):
+		fmt.Fprintf(&b, "config_path %q is a list; ", cur)
+	default:
+		return fmt.Sprintf("config_path %q replaced by %q: hosts directories under it are no longer read", cur, certsDir)
+	}
+	var dropped []string
+	for _, d := range filepath.SplitList(cur) {
+		if d = path.Clean(d); d != "." && d != certsDir && !slices.Contains(dropped, d) {
+			dropped = append(dropped, d)
+		}
+	}
+	fmt.Fprintf(&b, "containerd 2.1+ pulls through the transfer service, which reads config_path as one directory; mirrorctl set it to %q", certsDir)
+	if len(dropped) > 0 {
+		fmt.Fprintf(&b, ", so hosts.toml files under %s are no longer read by containerd", strings.Join(dropped, " and "))
+		if slices.Contains(dropped, dockerCertsDir) {
+			b.WriteString(" (dockerd's containerd image store reads " + dockerCertsDir + " itself)")
+		}
+	}
+	return b.String()
 }

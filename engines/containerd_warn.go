@@ -3,7 +3,6 @@ package engines
 import (
 	"fmt"
 	"io/fs"
-	"path"
 	"slices"
 	"strings"
 
@@ -27,7 +26,7 @@ func (rc *containerdRender) warn(pos spec.Pos, format string, a ...any) {
 // inputs joins the spec with config.toml's legacy tables; the spec wins for
 // every registry and host it names.
 func (rc *containerdRender) inputs(legacy legacyContent, configPath string) hostInputs {
-	in := hostInputs{mirrors: rc.s.Mirrors, configs: rc.s.Configs,
+	in := hostInputs{engine: "containerd", mirrors: rc.s.Mirrors, configs: rc.s.Configs,
 		legacyMirrors: map[string][]string{}, legacyTLS: legacy.tls}
 	defined := func(k string) bool {
 		_, m := rc.s.Mirrors[k]
@@ -140,6 +139,7 @@ func ptrs(list []hostEndpoint) []*hostEndpoint {
 // express, or that will not work the way it reads.
 func (rc *containerdRender) specWarnings(hosts map[string]*registryHosts, want map[string]map[string]any, fsys fs.FS) {
 	r := rc.rel
+	hw := hostsWarner{s: rc.s, reader: "containerd", certsDir: rc.p.certsDir, warn: rc.warn}
 	for _, name := range sortedKeys(rc.s.Mirrors) {
 		m := rc.s.Mirrors[name]
 		if len(m.Rewrites) > 0 {
@@ -148,12 +148,7 @@ func (rc *containerdRender) specWarnings(hosts map[string]*registryHosts, want m
 		if m.DialTimeout > 0 && r.known && !r.atLeast(2, 1, 0) {
 			rc.warn(m.Pos, "mirrors: %q: dial_timeout needs containerd 2.1+; %s ignores it", name, r)
 		}
-		if slices.Contains(m.Capabilities, "push") {
-			rc.warn(m.Pos, "mirrors: %q: capability push sends pushes to the mirror", name)
-		}
-		if !m.TriesUpstream() && len(m.Endpoints) == 0 {
-			rc.warn(m.Pos, "mirrors: %q: upstream_fallback: false without endpoints; the registry itself is still used", name)
-		}
+		hw.mirror(name, m)
 		rh := hosts[registryDir(name)]
 		if rh == nil {
 			continue
@@ -186,15 +181,8 @@ func (rc *containerdRender) specWarnings(hosts map[string]*registryHosts, want m
 			rc.warn(spec.Pos{}, "credentials as an Authorization header: containerd %s does not send it to the registry's token service (2.1+ does); it works only with registries that accept Basic auth directly", r)
 		}
 	}
-	rc.unusedCredentials(hosts)
-	for _, dir := range sortedKeys(hosts) {
-		if i := strings.LastIndex(dir, ":"); i > 0 {
-			alt := dir[:i] + "_" + dir[i+1:] + "_"
-			if hostHas(fsys, path.Join(rc.p.certsDir, alt)) {
-				rc.warn(spec.Pos{}, "%s/%s exists and containerd reads it before %s", rc.p.certsDir, alt, dir)
-			}
-		}
-	}
+	hw.unusedCredentials(hosts)
+	hw.shadowingDirs(fsys, hosts)
 }
 
 func (rc *containerdRender) anyHeader(hosts map[string]*registryHosts) bool {
@@ -206,44 +194,4 @@ func (rc *containerdRender) anyHeader(hosts map[string]*registryHosts) bool {
 		}
 	}
 	return false
-}
-
-// unusedCredentials warns about credentials keyed by a mirrored registry's
-// own name: containerd sends them only to that host, never to its mirrors
-// (docs/ENGINES.md §G.6).
-func (rc *containerdRender) unusedCredentials(hosts map[string]*registryHosts) {
-	for _, key := range sortedKeys(rc.s.Configs) {
-		c := rc.s.Configs[key]
-		m := rc.s.Mirrors[key]
-		if c.Auth == nil || key == "*" || m == nil || len(m.Endpoints) == 0 {
-			continue
-		}
-		var mirrorUse, serverUse bool
-		var mirrorHosts []string
-		for _, rh := range hosts {
-			for _, e := range rh.hosts {
-				mirrorUse = mirrorUse || e.credsKey == key
-			}
-			if rh.server.url != nil && rh.server.credsKey == key {
-				serverUse = serverUse || rh.server.mirror == nil
-				mirrorUse = mirrorUse || rh.server.mirror != nil
-			}
-		}
-		if rh := hosts[registryDir(key)]; rh != nil {
-			for _, e := range rh.hosts {
-				mirrorHosts = append(mirrorHosts, e.url.Host)
-			}
-			if rh.noUpstream {
-				mirrorHosts = append(mirrorHosts, rh.server.url.Host)
-			}
-		}
-		switch {
-		case mirrorUse || len(mirrorHosts) == 0:
-		case serverUse:
-			rc.warn(c.Pos, "credentials for %s are used only when %s itself is contacted, not for its mirrors; key them by the mirror host (%s)",
-				key, key, strings.Join(mirrorHosts, ", "))
-		default:
-			rc.warn(c.Pos, "credentials for %s are never used: upstream_fallback is false and no mirror endpoint is %s", key, key)
-		}
-	}
 }

@@ -35,7 +35,8 @@ var criSockets = []string{
 const criDefault = "unix:///run/containerd/containerd.sock"
 
 // crictlEngine points crictl.yaml at the node's CRI socket. crictl reads the
-// file on every run, so nothing is ever restarted (docs/ENGINES.md §D).
+// file on every run, so nothing is ever restarted
+// (docs/engines/crictl.md#when-it-is-read).
 type crictlEngine struct{}
 
 // NewCrictl returns the crictl adapter.
@@ -180,24 +181,31 @@ func crictlEndpoint(c CrictlSettings, h Host, d Detection, w *warnList) string {
 //     when the detected crictl is newer than 1.36.
 //   - any other unknown key is kept, with a warning: we do not know what it
 //     means (a typo? a key from a newer crictl?), and the keys mirrorctl does
-//     not manage in shared files survive (DESIGN.md, guarantee 3). The user
-//     gets told exactly which line breaks crictl.
+//     not manage in shared files survive
+//     (README.md#guarantees-and-how-they-hold). The user gets told exactly
+//     which line breaks crictl.
 //   - a timeout written as a duration ("10s") is rewritten in whole
 //     seconds, which is what was meant; other bad values get a warning.
 func checkCrictlKeys(m *yaml.Node, file, version string, w *warnList) (changed bool) {
+	// One pass that keeps what stays: removing entries one at a time
+	// would move the rest of the mapping each time, quadratic in a file
+	// of many max-retries lines.
+	kept := m.Content[:0]
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
+		drop := false
 		switch k.Value {
 		case "runtime-endpoint", "image-endpoint":
 		case "timeout":
 			if _, err := strconv.Atoi(v.Value); err == nil {
-				continue
+				break
 			}
 			if d, err := time.ParseDuration(v.Value); err == nil && d >= 0 {
 				secs := strconv.Itoa(int(math.Ceil(d.Seconds())))
 				w.add(spec.Pos{}, "%s:%d: crictl wants timeout in whole seconds, not %q: written as %s", file, v.Line, v.Value, secs)
-				changed = setScalar(m, "timeout", secs, "!!int") || changed
-				continue
+				v.Kind, v.Tag, v.Value, v.Style, v.Content = yaml.ScalarNode, "!!int", secs, 0, nil
+				changed = true
+				break
 			}
 			w.add(spec.Pos{}, "%s:%d: crictl cannot parse timeout %q (whole seconds) and fails on every command; set engines.crictl.timeout", file, v.Line, v.Value)
 		case "debug", "pull-image-on-create", "disable-pull-on-run":
@@ -206,16 +214,18 @@ func checkCrictlKeys(m *yaml.Node, file, version string, w *warnList) (changed b
 			}
 		case "max-retries":
 			if releaseAtLeast(version, 1, 37) {
-				continue
+				break
 			}
 			w.add(spec.Pos{}, "%s:%d: removed max-retries: crictl releases up to v1.36 reject it and fail on every command", file, k.Line)
-			m.Content = append(m.Content[:i], m.Content[i+2:]...)
-			i -= 2
-			changed = true
+			drop, changed = true, true
 		default:
 			w.add(spec.Pos{}, "%s:%d: crictl does not know the key %q and fails on every command; left in place, remove it", file, k.Line, k.Value)
 		}
+		if !drop {
+			kept = append(kept, k, v)
+		}
 	}
+	m.Content = kept
 	return changed
 }
 

@@ -94,3 +94,23 @@ func TestCrictlTimeoutInteger(t *testing.T) {
 		t.Errorf("file = %+v", f)
 	}
 }
+
+// Every max-retries line goes and every duration timeout is rewritten,
+// whichever of repeated keys it is, the other keys staying in order; in one
+// pass over the mapping (a file of many max-retries lines once took time
+// quadratic in their number: 36 s for 200,000).
+func TestCrictlRepeatedKeys(t *testing.T) {
+	s := &spec.Spec{Mirrors: map[string]*spec.Mirror{"docker.io": {}}}
+	in := "max-retries: 1\ndebug: true\nmax-retries: 2\ntimeout: 10s\npull-image-on-create: false\nmax-retries: 3\ntimeout: 1500ms\n"
+	res, err := NewCrictl().Render(s, Host{FS: hostTree(hostFile("etc/crictl.yaml", in))}, Detection{Socket: "/run/containerd/containerd.sock", Version: "1.31.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "debug: true\ntimeout: 10\npull-image-on-create: false\ntimeout: 2\nruntime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\n"
+	if got := string(res.Files[0].Data); got != want {
+		t.Errorf("crictl.yaml =\n%s\nwant\n%s", got, want)
+	}
+	if n := len(res.Warnings); n != 5 {
+		t.Errorf("%d warnings, want one per max-retries and per timeout: %v", n, res.Warnings)
+	}
+}

@@ -30,8 +30,10 @@ const (
 )
 
 // dockerEngine renders dockerd's daemon.json (registry-mirrors and
-// insecure-registries only), /etc/docker/certs.d/<host>/ TLS files and the
-// `auths` of chosen users' ~/.docker/config.json. See docs/ENGINES.md §B.
+// insecure-registries only), /etc/docker/certs.d/<host>/ (TLS files; with
+// the containerd image store of Docker ≥ 28 also hosts.toml for every
+// registry, docker_hosts.go) and the `auths` of chosen users'
+// ~/.docker/config.json. See docs/engines/docker.md.
 type dockerEngine struct{}
 
 // NewDocker returns the Docker Engine adapter.
@@ -85,15 +87,23 @@ func (e dockerEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detectio
 	}
 	var why string
 	d.Managed, why = toggleManaged(Enabled(s, "docker"), d.Found)
-	d.Reason = joinReason(found, why)
+	var store string
+	if d.Found || d.Managed {
+		st := detectImageStore(ctx, h, cfg, d.Version)
+		d.ImageStore, store = st.store, st.why
+		if d.Version == "" {
+			d.Version = st.version
+		}
+	}
+	d.Reason = joinReason(found, store, why)
 	return d
 }
 
 func (e dockerEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	cfg := dockerSettingsOf(s)
 	w := &warnList{engine: e.Name()}
-	mirrors := dockerHubMirrors(s, d.Version, w)
-	insecure := dockerInsecure(s, w)
+	mirrors := dockerHubMirrors(s, d, w)
+	insecure := dockerInsecure(s, d, mirrors, w)
 	flags := scanDockerUnit(h.FS, cfg.unit)
 
 	var res Result
@@ -105,13 +115,27 @@ func (e dockerEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) 
 	if daemon != nil {
 		res.Files = append(res.Files, *daemon)
 	}
-	res.Files = append(res.Files, dockerCerts(s, cfg.certsDir, insecure, w)...)
+	// With the containerd image store (Docker ≥ 28) every registry is
+	// read from hosts.toml (docker_hosts.go); registry-mirrors stays in
+	// daemon.json for docker.io all the same: hosts.toml overrides it as
+	// soon as docker.io's lists a mirror, it keeps Docker Hub mirrored if
+	// dockerd ever starts with the classic store, and `docker info` still
+	// shows the mirrors (docs/engines/docker.md).
+	if s != nil && dockerReadsHostsTOML(d) {
+		files, err := dockerHostsFiles(s, h, cfg, d, w)
+		if err != nil {
+			return Result{}, err
+		}
+		res.Files = append(res.Files, files...)
+	} else {
+		res.Files = append(res.Files, dockerCerts(s, cfg.certsDir, insecure, w)...)
+	}
 	auths, err := dockerAuthFiles(s, h, w)
 	if err != nil {
 		return Result{}, fmt.Errorf("docker: %w", err)
 	}
 	res.Files = append(res.Files, auths...)
-	released, err := releaseJSONFiles(h, res.Files)
+	released, err := releaseJSONFiles(h, res.Files, w, dockerShared, "Docker (daemon.json and users' .docker/config.json)")
 	if err != nil {
 		return Result{}, fmt.Errorf("docker: %w", err)
 	}
@@ -129,6 +153,12 @@ func (e dockerEngine) Render(s *spec.Spec, h Host, d Detection) (Result, error) 
 func (e dockerEngine) Activation(changes []render.Change, d Detection) Activation {
 	a := Activation{Engine: e.Name(), Unit: cmp.Or(d.Unit, dockerUnit)}
 	daemonJSON := cmp.Or(d.Config, dockerDaemonJSON)
+	if slices.ContainsFunc(changes, render.Change.Changed) {
+		a.Reason = "only certs.d or config.json changed (read on every pull)"
+		if dockerReadsHostsTOML(d) {
+			a.Reason = "only certs.d or config.json changed (the containerd image store reads hosts.toml on every pull)"
+		}
+	}
 	for _, c := range changes {
 		if !c.Changed() || c.File.Path != daemonJSON {
 			continue
@@ -145,10 +175,14 @@ func (e dockerEngine) Activation(changes []render.Change, d Detection) Activatio
 			}
 		}
 		var cfg struct {
-			Mirrors []string `json:"registry-mirrors"`
+			Mirrors  []string `json:"registry-mirrors"`
+			Insecure []string `json:"insecure-registries"`
 		}
 		_ = json.Unmarshal(newData, &cfg)
-		a.Probe = health.Probe{Docker: &health.DockerProbe{Socket: cmp.Or(d.Socket, dockerSocket), Mirrors: cfg.Mirrors}}
+		if cfg.Insecure == nil && hasKey(newData, keyInsecure) {
+			cfg.Insecure = []string{} // null: none, and checked
+		}
+		a.Probe = health.Probe{Docker: &health.DockerProbe{Socket: cmp.Or(d.Socket, dockerSocket), Mirrors: cfg.Mirrors, Insecure: cfg.Insecure}}
 	}
 	return a
 }
@@ -231,7 +265,7 @@ func renderDaemonJSON(h Host, file string, mirrors []string, hubInSpec bool, ins
 		w.flagConflict(flags, file, "--insecure-registry", keyInsecure, has, insecure)
 	case len(insecure) > 0 || (has && len(owned) > 0):
 		list, ok := stringList(cur)
-		if has && !ok {
+		if has && !ok && string(cur) != "null" { // null is no list, as dockerd reads it
 			if len(insecure) == 0 {
 				break // not ours to judge: nothing of mirrorctl's goes there
 			}

@@ -1,7 +1,6 @@
 package engines
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"path"
@@ -68,29 +67,9 @@ func dockerAuthFiles(s *spec.Spec, h Host, w *warnList) ([]render.File, error) {
 	if len(users) == 0 {
 		return nil, nil
 	}
-	passwd, _, err := readOptional(h.FS, "/etc/passwd")
-	if err != nil {
-		return nil, err
-	}
-	accounts := parsePasswd(passwd)
-	var out []render.File
-	for _, name := range users {
-		acct, ok := accounts[name]
-		if !ok {
-			return nil, fmt.Errorf("engines.docker.auth_users: no user %q in /etc/passwd", name)
-		}
-		if !path.IsAbs(acct.home) || path.Clean(acct.home) != acct.home || acct.home == "/" {
-			return nil, fmt.Errorf("engines.docker.auth_users: user %q has home %q in /etc/passwd, not a clean absolute directory", name, acct.home)
-		}
-		f, err := mergeDockerConfig(h, acct, entries, hosts, w)
-		if err != nil {
-			return nil, err
-		}
-		if f != nil {
-			out = append(out, *f)
-		}
-	}
-	return out, nil
+	return forEachUser(h, users, "engines.docker.auth_users", func(acct passwdEntry) (*render.File, error) {
+		return mergeDockerConfig(h, acct, entries, hosts, w)
+	})
 }
 
 // dockerAuthEntries returns the auths entries the spec derives, by
@@ -131,6 +110,28 @@ func dockerAuthEntries(s *spec.Spec, w *warnList) (map[string]map[string]string,
 	return entries, keys
 }
 
+// lookupUsers finds users in /etc/passwd, each with a clean absolute home
+// that is not "/"; setting names the spec key, for errors.
+func lookupUsers(h Host, users []string, setting string) ([]passwdEntry, error) {
+	passwd, _, err := readOptional(h.FS, "/etc/passwd")
+	if err != nil {
+		return nil, err
+	}
+	accounts := parsePasswd(passwd)
+	var out []passwdEntry
+	for _, name := range users {
+		acct, ok := accounts[name]
+		if !ok {
+			return nil, fmt.Errorf("%s: no user %q in /etc/passwd", setting, name)
+		}
+		if !path.IsAbs(acct.home) || path.Clean(acct.home) != acct.home || acct.home == "/" {
+			return nil, fmt.Errorf("%s: user %q has home %q in /etc/passwd, not a clean absolute directory", setting, name, acct.home)
+		}
+		out = append(out, acct)
+	}
+	return out, nil
+}
+
 type passwdEntry struct {
 	name, home string
 	uid, gid   int
@@ -156,79 +157,19 @@ func parsePasswd(data []byte) map[string]passwdEntry {
 	return out
 }
 
-// mergeDockerConfig sets our auths entries in one user's config.json,
-// removes the ones mirrorctl wrote earlier that the spec no longer has, and
-// keeps every other entry and key. The original bytes come back when no
-// entry changes; a file mirrorctl created goes once nothing else is in it;
-// none is created when there is nothing to put in it.
+// mergeDockerConfig merges our auths entries into one user's config.json
+// (mergeAuths). The docker CLI asks a credential helper instead when
+// credHelpers names one for the host, or credsStore is set.
 func mergeDockerConfig(h Host, u passwdEntry, entries map[string]map[string]string, keys []string, w *warnList) (*render.File, error) {
 	file := path.Join(u.home, ".docker", "config.json")
-	owned := ownedEntries(h, file)
-	old, exists, err := readOptional(h.FS, file)
-	if err != nil {
-		return nil, err
-	}
-	if len(entries) == 0 && (len(owned) == 0 || !exists) {
-		return nil, nil // nothing of mirrorctl's to put there or to take out
-	}
-	obj, err := parseJSONObject(file, old)
-	if err != nil {
-		return nil, err
-	}
-	auths := &jsonObject{vals: map[string]json.RawMessage{}}
-	if raw, ok := obj.get(keyAuths); ok && string(raw) != "null" {
-		if auths, err = parseJSONObject(file+` "auths"`, raw); err != nil {
-			return nil, err
-		}
-	}
-	var helpers map[string]string
-	if raw, ok := obj.get("credHelpers"); ok {
-		_ = json.Unmarshal(raw, &helpers)
-	}
-	var store string
-	if raw, ok := obj.get("credsStore"); ok {
-		_ = json.Unmarshal(raw, &store)
-	}
-	changed := false
-	var mine []string
-	for _, key := range keys {
+	return mergeAuths(h, u, file, entries, keys, w, func(obj *jsonObject, key string) string {
 		helperKey := strings.TrimSuffix(strings.TrimPrefix(key, "https://"), "/v1/")
-		if hlp := helpers[helperKey]; hlp != "" {
-			w.add(spec.Pos{}, "%s: credHelpers[%q] = %q, so the docker CLI asks docker-credential-%s and ignores the auths entry mirrorctl writes", file, helperKey, hlp, hlp)
-		} else if store != "" {
-			w.add(spec.Pos{}, "%s: credsStore = %q, so the docker CLI asks docker-credential-%s for %s and ignores the auths entry mirrorctl writes", file, store, store, key)
+		if hlp := jsonStringMap(obj, "credHelpers")[helperKey]; hlp != "" {
+			return fmt.Sprintf("credHelpers[%q] = %q, so the docker CLI asks docker-credential-%s", helperKey, hlp, hlp)
 		}
-		mine = append(mine, keyAuths+"="+key)
-		var cur map[string]string
-		if raw, ok := auths.get(key); ok && json.Unmarshal(raw, &cur) == nil && maps.Equal(cur, entries[key]) {
-			continue
+		if store := jsonString(obj, "credsStore"); store != "" {
+			return fmt.Sprintf("credsStore = %q, so the docker CLI asks docker-credential-%s for %s", store, store, key)
 		}
-		auths.set(key, entries[key])
-		changed = true
-	}
-	for entry := range owned {
-		key, _ := strings.CutPrefix(entry, keyAuths+"=")
-		if _, still := entries[key]; !still {
-			if _, ok := auths.get(key); ok {
-				auths.del(key)
-				changed = true
-			}
-		}
-	}
-	f := &render.File{Path: file, Data: old, Mode: 0o600, Secret: true, Merged: true, Keys: mine,
-		Owner: &render.Owner{UID: u.uid, GID: u.gid}}
-	if !changed && exists {
-		return f, nil
-	}
-	if len(auths.keys) == 0 {
-		obj.del(keyAuths)
-	} else {
-		obj.setRaw(keyAuths, auths.marshal())
-	}
-	if len(obj.keys) == 0 && h.Owned[file].Created {
-		f.Remove, f.Data = true, nil
-		return f, nil
-	}
-	f.Data = obj.marshal()
-	return f, nil
+		return ""
+	})
 }

@@ -1,6 +1,7 @@
 package engines
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/url"
@@ -35,10 +36,18 @@ func dockerEndpointURL(ep string) (*url.URL, error) {
 
 // dockerHubMirrors returns registry-mirrors for the spec's docker.io entry,
 // each in the form dockerd's ValidateMirror accepts and prints, and warns
-// about every mirror dockerd cannot use.
-func dockerHubMirrors(s *spec.Spec, version string, w *warnList) []string {
+// about every mirror dockerd cannot use. Where hosts.toml decides (the
+// containerd image store, docker_hosts.go), the list is still written but
+// only hosts.toml is warned about.
+func dockerHubMirrors(s *spec.Spec, d Detection, w *warnList) []string {
 	if s == nil {
 		return nil
+	}
+	version := d.Version
+	hostsTOML := dockerReadsHostsTOML(d)
+	hub := w
+	if hostsTOML {
+		hub = &warnList{engine: w.engine} // dropped: hosts.toml decides, docker_hosts.go warns
 	}
 	var out []string
 	for _, reg := range slices.Sorted(maps.Keys(s.Mirrors)) {
@@ -47,14 +56,19 @@ func dockerHubMirrors(s *spec.Spec, version string, w *warnList) []string {
 		case reg == dockerHub:
 		case len(m.Endpoints) == 0:
 			continue
-		case reg == "*":
-			w.add(m.Pos, `dockerd has no default mirror for every registry: the mirrors of "*" are not used by Docker; add a docker.io entry to mirror Docker Hub`)
-			continue
 		case isDockerHubHost(reg):
 			w.add(m.Pos, "the mirrors of %q are not used by Docker: Docker Hub's registry name is docker.io", reg)
 			continue
+		case hostsTOML:
+			continue // hosts.toml
+		case reg == "*":
+			w.add(m.Pos, `%s has no default mirror for every registry: the mirrors of "*" are not used by Docker; add a docker.io entry to mirror Docker Hub`, dockerStoreName(d))
+			continue
+		case d.ImageStore == storeContainerd:
+			w.add(m.Pos, "Docker %s uses mirrors for Docker Hub only (its containerd image store reads hosts.toml from Docker 28 on): the mirrors of %q are not used by Docker", cmp.Or(version, "(version unknown)"), reg)
+			continue
 		default:
-			w.add(m.Pos, "dockerd uses mirrors for Docker Hub only: the mirrors of %q are not used by Docker (Docker ≥ 28 with the containerd image store reads hosts.toml under /etc/docker/certs.d, which mirrorctl does not render yet)", reg)
+			w.add(m.Pos, "dockerd's classic image store uses mirrors for Docker Hub only: the mirrors of %q are not used by Docker (with the containerd image store, Docker ≥ 28 reads them from hosts.toml, which mirrorctl then renders)", reg)
 			continue
 		}
 		for i, ep := range m.Endpoints {
@@ -64,16 +78,24 @@ func dockerHubMirrors(s *spec.Spec, version string, w *warnList) []string {
 				if i < len(m.EndpointPos) {
 					pos = m.EndpointPos[i]
 				}
-				w.add(pos, "docker.io mirror %s: %s", dockerRedact(ep), note)
+				hub.add(pos, "docker.io mirror %s: %s", dockerRedact(ep), note)
 			}
 			if u != "" && !slices.Contains(out, u) {
 				out = append(out, u)
 			}
-			hubMirrorCredentials(s, ep, w)
+			hubMirrorCredentials(s, ep, hub)
 		}
-		dockerHubExtensions(m, w)
+		dockerHubExtensions(m, hub)
 	}
 	return out
+}
+
+// dockerStoreName names the image store for messages.
+func dockerStoreName(d Detection) string {
+	if d.ImageStore == storeContainerd {
+		return "dockerd's containerd image store"
+	}
+	return "dockerd's classic image store"
 }
 
 // dockerMirrorURL normalises one docker.io endpoint for registry-mirrors.
@@ -115,7 +137,7 @@ func dockerMirrorURL(ep, version string) (mirror, note string) {
 
 // hubMirrorCredentials warns that a Hub mirror's own credentials are never
 // used: dockerd sends the client's Docker Hub login, if any, to every
-// mirror (moby#30880, moby#42022; docs/REAL-ENGINES.md §6).
+// mirror (moby#30880, moby#42022; docs/engines/docker-registry.md#mirror-credentials).
 func hubMirrorCredentials(s *spec.Spec, ep string, w *warnList) {
 	u, err := dockerEndpointURL(ep)
 	if err != nil {
@@ -146,9 +168,18 @@ func dockerHubExtensions(m *spec.Mirror, w *warnList) {
 // dockerInsecure returns the insecure-registries entries the spec derives:
 // host[:port] of every endpoint reached over plain http or with
 // insecure_skip_verify, and every configs host with insecure_skip_verify.
-func dockerInsecure(s *spec.Spec, w *warnList) []string {
+// When dockerd reads hosts.toml, a mirror's scheme and skip_verify are
+// there, and only Docker Hub's mirrors (hubMirrors, kept in
+// registry-mirrors) need an entry: another registry's mirrors moving then
+// touch hosts.toml alone and need no reload.
+func dockerInsecure(s *spec.Spec, d Detection, hubMirrors []string, w *warnList) []string {
 	if s == nil {
 		return nil
+	}
+	hostsTOML := dockerReadsHostsTOML(d)
+	if hostsTOML {
+		// "*" and Docker Hub get skip_verify in their hosts.toml.
+		w = &warnList{engine: w.engine}
 	}
 	var out []string
 	add := func(host string) {
@@ -164,6 +195,9 @@ func dockerInsecure(s *spec.Spec, w *warnList) []string {
 		for _, ep := range s.Mirrors[reg].Endpoints {
 			u, err := dockerEndpointURL(ep)
 			if err != nil || isDockerHubHost(u.Hostname()) {
+				continue
+			}
+			if hostsTOML && !slices.ContainsFunc(hubMirrors, func(m string) bool { return sameEndpointHost(m, u.Host) }) {
 				continue
 			}
 			if u.Scheme == "http" || skipVerify(u.Host) {
@@ -184,6 +218,12 @@ func dockerInsecure(s *spec.Spec, w *warnList) []string {
 		}
 	}
 	return out
+}
+
+// sameEndpointHost reports whether the endpoint URL ep is on host (host[:port]).
+func sameEndpointHost(ep, host string) bool {
+	u, err := url.Parse(ep)
+	return err == nil && u.Host == host
 }
 
 func dockerRedact(ep string) string {

@@ -3,10 +3,12 @@ package engines
 import (
 	"encoding/json"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 
 	"github.com/mirrorctl/mirrorctl/render"
+	"github.com/mirrorctl/mirrorctl/spec"
 )
 
 // Docker's shared JSON files (daemon.json, users' config.json) hold entries
@@ -33,7 +35,14 @@ func ownedEntries(h Host, file string) map[string]bool {
 // earlier and no longer targets (a user dropped from auth_users, a moved
 // daemon_json): their recorded entries are removed and everything else
 // stays; a file mirrorctl created goes once nothing else is left in it.
-func releaseJSONFiles(h Host, rendered []render.File) ([]render.File, error) {
+//
+// The files come from state.json alone, which is an input like any other:
+// an entry that names a file Docker's settings cannot name is ignored with
+// a warning, never edited or removed.
+//
+// shared says which paths the engine shares at all: a state.json entry
+// naming anything else is warned about and never changed or removed.
+func releaseJSONFiles(h Host, rendered []render.File, w *warnList, shared func(string) bool, what string) ([]render.File, error) {
 	targeted := map[string]bool{}
 	for _, f := range rendered {
 		targeted[f.Path] = true
@@ -42,6 +51,10 @@ func releaseJSONFiles(h Host, rendered []render.File) ([]render.File, error) {
 	for _, p := range slices.Sorted(maps.Keys(h.Owned)) {
 		own := h.Owned[p]
 		if targeted[p] || !own.Merged {
+			continue
+		}
+		if !shared(p) {
+			w.add(spec.Pos{}, "state.json lists %s as a file mirrorctl shares with %s, which it is not: ignored, never changed or removed", p, what)
 			continue
 		}
 		old, exists, err := readOptional(h.FS, p)
@@ -74,6 +87,15 @@ func releaseJSONFiles(h Host, rendered []render.File) ([]render.File, error) {
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// dockerShared reports whether p can be a file Docker's settings name: a
+// daemon.json (daemon_json) or a user's .docker/config.json (auth_users).
+func dockerShared(p string) bool {
+	// A daemon.json moved by engines.docker.daemon_json is given back too
+	// when it lies in Docker's own directory.
+	return path.Base(p) == "daemon.json" || strings.HasSuffix(p, "/.docker/config.json") ||
+		(strings.HasPrefix(p, path.Dir(dockerDaemonJSON)+"/") && path.Ext(p) == ".json" && !strings.HasPrefix(p, dockerCertsDir+"/"))
 }
 
 // removeEntry removes one recorded entry from a shared JSON object; a list

@@ -312,3 +312,18 @@ func TestDockerActivationRestartsForADroppedKey(t *testing.T) {
 		}
 	}
 }
+
+// With the containerd image store a hosts.toml change is live: no reload,
+// and the reason says why; daemon.json still reloads, with its mirrors
+// checked.
+func TestDockerActivationContainerdStore(t *testing.T) {
+	d := Detection{Unit: "docker.service", Socket: "/run/docker.sock", Config: "/etc/docker/daemon.json", Version: "29.8.0", ImageStore: storeContainerd}
+	a := NewDocker().Activation(changed("x", "/etc/docker/certs.d/ghcr.io/hosts.toml"), d)
+	if a.Disruption != None || !strings.Contains(a.Reason, "containerd image store reads hosts.toml on every pull") {
+		t.Errorf("hosts.toml only: %+v", a)
+	}
+	a = NewDocker().Activation(changed(`{"registry-mirrors": ["https://m.example/"]}`, "/etc/docker/certs.d/docker.io/hosts.toml", "/etc/docker/daemon.json"), d)
+	if a.Disruption != Reload || a.Probe.Docker == nil || !cmp.Equal(a.Probe.Docker.Mirrors, []string{"https://m.example/"}) {
+		t.Errorf("daemon.json and hosts.toml: %+v", a)
+	}
+}

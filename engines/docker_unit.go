@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -17,6 +18,13 @@ type dockerFlags struct {
 	insecure bool // --insecure-registry
 	// where names the unit file or drop-in that sets them, for the warning.
 	where string
+
+	// What decides dockerd's image store (docker_store.go), from the
+	// command line and the unit's environment.
+	snapshotter   *bool  // --feature containerd-snapshotter[=bool]
+	storageDriver string // --storage-driver, -s, or $DOCKER_DRIVER
+	usernsRemap   string // --userns-remap
+	dataRoot      string // --data-root
 }
 
 // scanDockerUnit reads unit's ExecStart= as systemd would assemble it from
@@ -58,21 +66,58 @@ func scanDockerUnit(fsys fs.FS, unit string) dockerFlags {
 			}
 		}
 	}
-	var f dockerFlags
+	f := dockerFlags{storageDriver: env["DOCKER_DRIVER"]}
 	for _, e := range execs {
 		cmd := os.Expand(e.cmd, func(k string) string { return env[k] })
-		for _, w := range strings.Fields(cmd) {
-			w = strings.Trim(w, `"'`)
+		words := strings.Fields(cmd)
+		for i := range words {
+			words[i] = strings.Trim(words[i], `"'`)
+		}
+		for i, w := range words {
 			m := w == "--registry-mirror" || strings.HasPrefix(w, "--registry-mirror=")
-			i := w == "--insecure-registry" || strings.HasPrefix(w, "--insecure-registry=")
-			if (m || i) && f.where == "" {
+			in := w == "--insecure-registry" || strings.HasPrefix(w, "--insecure-registry=")
+			if (m || in) && f.where == "" {
 				f.where = e.file
 			}
 			f.mirror = f.mirror || m
-			f.insecure = f.insecure || i
+			f.insecure = f.insecure || in
+			if v, ok := flagValue(words, i, "--storage-driver", "-s"); ok {
+				f.storageDriver = v
+			}
+			if v, ok := flagValue(words, i, "--userns-remap"); ok {
+				f.usernsRemap = v
+			}
+			if v, ok := flagValue(words, i, "--data-root"); ok {
+				f.dataRoot = v
+			}
+			if v, ok := flagValue(words, i, "--feature"); ok {
+				// As dockerd's SetOpts reads it: a bare name is true.
+				name, val, hasVal := strings.Cut(v, "=")
+				on, err := true, error(nil)
+				if hasVal {
+					on, err = strconv.ParseBool(val)
+				}
+				if name == "containerd-snapshotter" && err == nil {
+					f.snapshotter = &on
+				}
+			}
 		}
 	}
 	return f
+}
+
+// flagValue returns the value of the option at words[i] when it is one of
+// names, written as "--name=value" or "--name value".
+func flagValue(words []string, i int, names ...string) (string, bool) {
+	for _, n := range names {
+		if v, ok := strings.CutPrefix(words[i], n+"="); ok {
+			return v, true
+		}
+		if words[i] == n && i+1 < len(words) {
+			return words[i+1], true
+		}
+	}
+	return "", false
 }
 
 // unitServiceSettings returns the key=value settings of a unit file's

@@ -12,8 +12,10 @@ import (
 // This file turns the spec's mirrors: and configs: into one host list per
 // registry, the way k3s does it for its embedded containerd
 // (k3s-io/k3s:pkg/agent/containerd/config.go getHostConfigs;
-// docs/ENGINES.md §C.3), so that any registries.yaml yields the same
-// endpoints in the same order under upstream containerd.
+// docs/engines/k3s.md#how-k3s-renders-mirrors), so that any registries.yaml yields the same
+// endpoints in the same order under upstream containerd, and under dockerd's
+// containerd image store, which reads certs.d with containerd's own loader.
+// hosts_toml.go writes the lists as hosts.toml.
 
 // hubHost is the host containerd contacts for docker.io (docker.DefaultHost).
 const hubHost = spec.HubHost
@@ -62,6 +64,8 @@ type legacyTLS struct {
 
 // hostInputs are the sources of the host lists.
 type hostInputs struct {
+	// engine names the engine in the warnings.
+	engine  string
 	mirrors map[string]*spec.Mirror
 	configs map[string]*spec.Config
 	// legacyMirrors are config.toml registry.mirrors for registries the spec
@@ -126,7 +130,7 @@ func defaultHosts(registry, credsKey string, creds *spec.Config) (*registryHosts
 func buildRegistryHosts(in hostInputs) (map[string]*registryHosts, []Warning) {
 	var warns []Warning
 	warn := func(pos spec.Pos, format string, a ...any) {
-		warns = append(warns, Warning{Engine: "containerd", Pos: pos, Message: fmt.Sprintf(format, a...)})
+		warns = append(warns, Warning{Engine: in.engine, Pos: pos, Message: fmt.Sprintf(format, a...)})
 	}
 	out := map[string]*registryHosts{}
 	for _, key := range sortedKeys(in.configs) {

@@ -1,6 +1,7 @@
 // Package engines renders a spec into each container engine's own files:
 // containerd (config.toml + certs.d), Docker (daemon.json, certs.d,
-// config.json), k3s/RKE2 (registries.yaml) and crictl (crictl.yaml).
+// config.json), k3s/RKE2 (registries.yaml), crictl (crictl.yaml), and CRI-O
+// with Podman, Buildah and Skopeo (registries.conf.d, certs.d, auth.json).
 // Engines read the host only through an fs.FS and never write or talk to
 // systemd: package render writes, package systemd activates.
 package engines
@@ -12,6 +13,7 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/mirrorctl/mirrorctl/engines/health"
 	"github.com/mirrorctl/mirrorctl/render"
@@ -52,6 +54,9 @@ type Activation struct {
 	// Probe checks the engine after a reload or restart (its own socket,
 	// the config it must now run with). Zero checks nothing.
 	Probe health.Probe `json:"probe"`
+	// Since is when the files needing it were written (set when it is
+	// recorded as owed): a daemon started after it already reads them.
+	Since time.Time `json:"since,omitzero"`
 }
 
 // Stronger returns whichever of a and b disrupts more (a on a tie), for
@@ -123,6 +128,10 @@ type Detection struct {
 	Distribution string `json:"distribution,omitempty"`
 	// ImageStore is dockerd's image store: "classic" or "containerd".
 	ImageStore string `json:"image_store,omitempty"`
+	// CRIOConfig is the crio.conf.d drop-in mirrorctl owns (containers
+	// engine; set only when CRI-O is installed): a change to it needs a
+	// restart, where registries.conf.d needs a reload.
+	CRIOConfig string `json:"crio_config,omitempty"`
 }
 
 // Host is the node as the engines see it.
@@ -135,6 +144,10 @@ type Host struct {
 	// answer is cached while the binary does not change). Nil means
 	// versions come from sockets or stay unknown.
 	Version func(ctx context.Context, bin string, args ...string) (string, error)
+	// Resolve turns the host path of a daemon's socket into one mirrorctl
+	// can dial, confined to the root (hostfs.Root.Resolve). Nil means no
+	// daemon is asked anything.
+	Resolve func(hostPath string) (string, error)
 	// Down holds the mirror endpoints found not answering (mirrorctl
 	// watch --probe-interval), keyed by endpoint URL. Only containerd
 	// uses it: it leaves them out of hosts.toml, a live change. Engines
@@ -156,7 +169,7 @@ type Result struct {
 // An Engine turns a Spec into one container engine's config files.
 type Engine interface {
 	// Name is the stable short name used in flags, logs and testdata:
-	// "containerd", "docker", "k3s", "crictl".
+	// "containerd", "docker", "k3s", "crictl", "containers".
 	Name() string
 	// Detect reports whether the engine is installed on h and whether s
 	// asks mirrorctl to manage it. It never fails: what it cannot find out
@@ -183,7 +196,7 @@ type Engine interface {
 
 // All returns every engine mirrorctl knows, in the order they are applied.
 func All() []Engine {
-	return []Engine{NewContainerd(), NewDocker(), NewK3s(), NewCrictl()}
+	return []Engine{NewContainerd(), NewDocker(), NewK3s(), NewCrictl(), NewContainers()}
 }
 
 // FSPath converts an absolute host path to an fs.FS path.

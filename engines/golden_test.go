@@ -27,11 +27,15 @@ var update = flag.Bool("update", false, "rewrite the out/ and warnings sections 
 //
 //	-- spec.yaml --            the spec (required)
 //	-- detect.json --          the Detection to render with (optional; Managed is set for you)
+//	-- detect --               instead: run Detect on in/ (optional), with
+//	                           "version: <what every binary's --version prints>"
+//	                           and the expected "image_store: <store>" lines
 //	-- in/etc/... --           files already on the host
 //	-- out/etc/... --          the exact set of files the engine must render
 //	-- owned.json --           what state.json records of earlier syncs (Host.Owned; optional)
 //	-- warnings --             expected warnings, one per line (optional)
 //	-- error --                a substring the Render error must contain (optional)
+//	-- pulls --                image -> pull sources, judged by containers/image (engines/containerstest)
 //
 // Any other file (secrets/x, certs/ca.crt) is readable by the spec loader
 // relative to spec.yaml. A file rendered with Remove set appears as
@@ -58,6 +62,10 @@ type goldenCase struct {
 	warnings []string
 	wantErr  string
 	owned    map[string]render.Ownership
+	// detect: Detect on in/ with every binary answering version.
+	detect     bool
+	version    string
+	imageStore string
 }
 
 func loadGolden(t *testing.T, e Engine, file string) *goldenCase {
@@ -87,6 +95,19 @@ func loadGolden(t *testing.T, e Engine, file string) *goldenCase {
 					gc.warnings = append(gc.warnings, l)
 				}
 			}
+		case f.Name == "detect":
+			gc.detect = true
+			for _, l := range strings.Split(strings.TrimSpace(string(f.Data)), "\n") {
+				k, v, _ := strings.Cut(l, ":")
+				switch strings.TrimSpace(k) {
+				case "version":
+					gc.version = strings.TrimSpace(v)
+				case "image_store":
+					gc.imageStore = strings.TrimSpace(v)
+				default:
+					t.Fatalf("detect: unknown line %q", l)
+				}
+			}
 		case f.Name == "error":
 			gc.wantErr = strings.TrimSpace(string(f.Data))
 		case strings.HasPrefix(f.Name, "in/"):
@@ -114,6 +135,13 @@ func loadGolden(t *testing.T, e Engine, file string) *goldenCase {
 	gc.spec, gc.specErr = spec.Parse("spec.yaml", specData, opts)
 	if gc.specErr != nil {
 		t.Fatalf("spec: %v", gc.specErr)
+	}
+	if gc.detect {
+		h := Host{FS: gc.in, Version: func(context.Context, string, ...string) (string, error) { return gc.version, nil }}
+		gc.det = e.Detect(context.Background(), h, gc.spec)
+		if gc.det.ImageStore != gc.imageStore {
+			t.Errorf("Detect: image store %q (%s), want %q", gc.det.ImageStore, gc.det.Reason, gc.imageStore)
+		}
 	}
 	gc.det.Engine = e.Name()
 	gc.det.Managed = true

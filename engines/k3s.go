@@ -39,7 +39,8 @@ var k3sDists = []k3sDist{
 
 // k3sEngine renders /etc/rancher/{k3s,rke2}/registries.yaml with secrets
 // resolved, and copies of the spec's TLS files next to it. k3s reads the file
-// only at start, so every change needs a restart (docs/ENGINES.md §C.1).
+// only at start, so every change needs a restart
+// (docs/engines/k3s.md#when-it-is-read).
 type k3sEngine struct{}
 
 // NewK3s returns the k3s/RKE2 adapter.

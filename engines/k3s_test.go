@@ -10,6 +10,7 @@ import (
 
 	"github.com/mirrorctl/mirrorctl/credentials"
 	"github.com/mirrorctl/mirrorctl/engines/health"
+	"github.com/mirrorctl/mirrorctl/internal/testpki"
 	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/spec"
 )
@@ -145,7 +146,7 @@ func TestK3sRegistriesRoundTrip(t *testing.T) {
 			"mirror.example.com:5000": {
 				Auth: &spec.Auth{Username: "puller", Password: credentials.NewSecret("pw")},
 				TLS: &spec.TLS{CAFile: "/src/ca.crt", CertFile: "/src/c.crt", KeyFile: "/src/c.key", InsecureSkipVerify: true,
-					CA: []byte("CA"), Cert: []byte("CERT"), Key: credentials.NewSecret("KEY")},
+					CA: []byte(testpki.CA), Cert: []byte(testpki.ClientCert), Key: credentials.NewSecret(testpki.ClientKey)},
 			},
 			"ghcr.io":    {Auth: &spec.Auth{IdentityToken: credentials.NewSecret("tok")}},
 			"quay.io":    {Auth: &spec.Auth{Auth: credentials.NewSecret("dTpw")}},

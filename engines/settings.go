@@ -52,6 +52,21 @@ type CrictlSettings struct {
 	Timeout int
 }
 
+// ContainersSettings are engines.containers: CRI-O and the Podman family
+// (Podman, Buildah, Skopeo), which share containers-registries.conf.
+type ContainersSettings struct {
+	// DropIn is the registries.conf.d file mirrorctl owns; CertsDir the
+	// per-host TLS directory.
+	DropIn, CertsDir string
+	// AuthUsers are the users whose ~/.config/containers/auth.json receives
+	// the credentials; nil means [root], AuthUsersSet tells an explicit [].
+	AuthUsers    []string
+	AuthUsersSet bool
+	// CRIODropIn is the crio.conf.d file that sets global_auth_file to
+	// CRIOAuthFile; CRIOUnit and CRIOSocket are CRI-O's unit and socket.
+	CRIODropIn, CRIOAuthFile, CRIOUnit, CRIOSocket string
+}
+
 // Sections returns the section readers of every engine, for spec.Options.
 func Sections() map[string]spec.SectionParser {
 	out := map[string]spec.SectionParser{}
@@ -70,7 +85,7 @@ func Sections() map[string]spec.SectionParser {
 // ordered before them, so that they start with the mirrors in place.
 func BootUnits() []string {
 	return []string{containerdUnit, dockerUnit, "k3s.service", "k3s-agent.service",
-		"rke2-server.service", "rke2-agent.service", "crio.service"}
+		"rke2-server.service", "rke2-agent.service", crioUnit}
 }
 
 // settingsOf returns an engine's settings from s, or the zero value.
@@ -118,27 +133,55 @@ func (dockerEngine) ParseSettings(prev any, sec *spec.Section) any {
 		absField("socket", &d.Socket, dockerSocket),
 		absField("binary", &d.Binary, "/usr/bin/dockerd"),
 		spec.Field{Key: "auth_users", Set: func(v spec.Value) {
-			const hint = "write a list of user names, e.g. [root, ci]"
-			users, items, ok := v.Strings(hint)
-			if !ok {
-				return
+			if users, ok := userList(v); ok {
+				d.AuthUsers = users
 			}
-			seen := map[string]spec.Value{}
-			for i, u := range users {
-				if first, dup := seen[u]; dup {
-					items[i].Errorf("list each user once", "auth_users: duplicate %q (first at %s)", u, first.Pos())
-					continue
-				}
-				if u == "" || strings.ContainsAny(u, "/: \t") {
-					items[i].Errorf(hint, "auth_users: %q is not a user name", u)
-					continue
-				}
-				seen[u] = items[i]
-			}
-			d.AuthUsers = users
 		}},
 	)
 	return d
+}
+
+// userList reads a list of distinct user names.
+func userList(v spec.Value) ([]string, bool) {
+	const hint = "write a list of user names, e.g. [root, ci]"
+	users, items, ok := v.Strings(hint)
+	if !ok {
+		return nil, false
+	}
+	seen := map[string]spec.Value{}
+	for i, u := range users {
+		if first, dup := seen[u]; dup {
+			items[i].Errorf("list each user once", "auth_users: duplicate %q (first at %s)", u, first.Pos())
+			continue
+		}
+		if u == "" || strings.ContainsAny(u, "/: \t") {
+			items[i].Errorf(hint, "auth_users: %q is not a user name", u)
+			continue
+		}
+		seen[u] = items[i]
+	}
+	if users == nil {
+		users = []string{}
+	}
+	return users, true
+}
+
+func (containersEngine) ParseSettings(prev any, sec *spec.Section) any {
+	c, _ := prev.(ContainersSettings)
+	sec.Fields(
+		absField("drop_in", &c.DropIn, containersDropIn),
+		absField("certs_dir", &c.CertsDir, containersCertsDir),
+		spec.Field{Key: "auth_users", Set: func(v spec.Value) {
+			if users, ok := userList(v); ok {
+				c.AuthUsers, c.AuthUsersSet = users, true
+			}
+		}},
+		absField("crio_drop_in", &c.CRIODropIn, crioDropIn),
+		absField("crio_auth_file", &c.CRIOAuthFile, crioAuthFile),
+		unitField("crio_unit", &c.CRIOUnit, crioUnit),
+		absField("crio_socket", &c.CRIOSocket, crioSocket),
+	)
+	return c
 }
 
 func (k3sEngine) ParseSettings(prev any, sec *spec.Section) any {

@@ -46,6 +46,14 @@ func TestSettingsParse(t *testing.T) {
     config: /etc/crictl.yaml
     endpoint: unix:///run/containerd/containerd.sock
     timeout: 10
+  containers:
+    drop_in: /etc/containers/registries.conf.d/60-mirrors.conf
+    certs_dir: /etc/containers/certs.d
+    auth_users: []
+    crio_drop_in: /etc/crio/crio.conf.d/60-mirrors.conf
+    crio_auth_file: /etc/crio/auth.json
+    crio_unit: cri-o
+    crio_socket: /var/run/crio/crio.sock
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +66,9 @@ func TestSettingsParse(t *testing.T) {
 			Unit: "docker.service", Socket: "/var/run/docker.sock", Binary: "/usr/bin/dockerd", AuthUsers: []string{"root", "ci"}}},
 		"k3s":    {Enabled: spec.Auto, Settings: K3sSettings{Distribution: "rke2", Registries: "/etc/rancher/rke2/registries.yaml", Unit: "rke2-agent"}},
 		"crictl": {Enabled: spec.Auto, Settings: CrictlSettings{Config: "/etc/crictl.yaml", Endpoint: "unix:///run/containerd/containerd.sock", Timeout: 10}},
+		"containers": {Enabled: spec.Auto, Settings: ContainersSettings{DropIn: "/etc/containers/registries.conf.d/60-mirrors.conf",
+			CertsDir: "/etc/containers/certs.d", AuthUsers: []string{}, AuthUsersSet: true, CRIODropIn: "/etc/crio/crio.conf.d/60-mirrors.conf",
+			CRIOAuthFile: "/etc/crio/auth.json", CRIOUnit: "cri-o", CRIOSocket: "/var/run/crio/crio.sock"}},
 	}
 	if d := cmp.Diff(want, s.Engines, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Pos" }, cmp.Ignore())); d != "" {
 		t.Errorf("engines (-want +got):\n%s", d)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -127,7 +128,15 @@ func (d *tomlDoc) noteRaws(path []string, from int, parts []*unstable.Node, p *u
 	}
 }
 
-func pathID(path []string) string { return strings.Join(path, "\x00") }
+// pathID names a key path in d.raws. Each part is quoted, so that no key
+// (a TOML key may hold any character, NUL too) makes two paths one.
+func pathID(path []string) string {
+	var b strings.Builder
+	for _, part := range path {
+		b.WriteString(strconv.Quote(part))
+	}
+	return b.String()
+}
 
 // valueOffset is where the value starts after a key: past `=` and blanks.
 func valueOffset(b []byte) int {
@@ -191,13 +200,17 @@ func (d *tomlDoc) ownEnd(hdr int) int {
 }
 
 // lastKey is the index of the last key/value of header hdr (-1: the root
-// table), or -1.
+// table), or -1. A table's key/values are the entries that follow its
+// header up to the next header, so only those are looked at: Delete asks
+// this of every header it removes, and scanning the whole file each time
+// made removing a table of many sub-tables quadratic.
 func (d *tomlDoc) lastKey(hdr int) int {
+	if hdr >= 0 && d.ents[hdr].kind == unstable.KeyValue {
+		return -1 // a key/value heads no table
+	}
 	last := -1
-	for i, e := range d.ents {
-		if e.kind == unstable.KeyValue && e.table == hdr {
-			last = i
-		}
+	for i := hdr + 1; i < len(d.ents) && d.ents[i].kind == unstable.KeyValue; i++ {
+		last = i
 	}
 	return last
 }

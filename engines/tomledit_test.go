@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // tomlOp is one edit: Set when del is false.
@@ -336,4 +337,32 @@ func FuzzTomlDoc(f *testing.F) {
 			t.Fatalf("%q after %+v decodes to %v, want %v\n%s", src, op, got, orig, d.Bytes())
 		}
 	})
+}
+
+// TestLastKeyScansOnlyItsTable: lastKey looks only at the entries after a
+// header (what makes Delete linear) and finds what a scan of the whole
+// file finds, on the stock configs and the fuzz seeds.
+func TestLastKeyScansOnlyItsTable(t *testing.T) {
+	var docs [][]byte
+	for _, c := range stockConfigs() {
+		docs = append(docs, readStock(t, c.file))
+	}
+	docs = append(docs, []byte("a = 1\n[t]\nb = 2\nc.d = 3\n[[u]]\n[[u]]\ne = 4\n[v.w]\n[x]\nf = {g = 1}\n"))
+	for _, src := range docs {
+		d, err := parseTOMLDoc(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for hdr := -1; hdr < len(d.ents); hdr++ {
+			want := -1
+			for i, e := range d.ents {
+				if e.kind == unstable.KeyValue && e.table == hdr {
+					want = i
+				}
+			}
+			if got := d.lastKey(hdr); got != want {
+				t.Fatalf("lastKey(%d) = %d, want %d", hdr, got, want)
+			}
+		}
+	}
 }

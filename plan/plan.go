@@ -12,9 +12,11 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mirrorctl/mirrorctl/credentials"
 	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/engines/health"
 	"github.com/mirrorctl/mirrorctl/hostfs"
 	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/spec"
@@ -41,7 +43,12 @@ type Options struct {
 	// Down lists the mirror endpoints found not answering, for
 	// engines.Host.Down (watch's mirror health); nil for one-shot commands.
 	Down map[string]bool
-	Log  *slog.Logger
+	// Applied reports whether the daemons p asks already run with the
+	// files written since (health.Probe.Applied: restarted since, or a
+	// reload visible in the daemon's own answer); an owed activation so
+	// done outside mirrorctl is forgotten. Nil keeps every owed activation.
+	Applied func(ctx context.Context, p health.Probe, since time.Time) bool
+	Log     *slog.Logger
 }
 
 // Engine is one engine's part of a plan.
@@ -70,10 +77,21 @@ func (e *Engine) Due() engines.Activation {
 	a := e.Activation
 	if e.Owed != nil && e.Owed.Disruption > a.Disruption {
 		a = *e.Owed
-		a.Probe = e.Adapter.Activation(asWritten(e.Changes), e.Detection).Probe
+		a.Probe = e.currentProbe()
+	}
+	// Owed from now when the new changes need an activation of their own;
+	// otherwise from when the owed one's files were written.
+	a.Since = time.Time{}
+	if e.Owed != nil && e.Activation.Disruption == engines.None {
+		a.Since = e.Owed.Since
 	}
 	a.Engine = e.Detection.Engine
 	return a
+}
+
+// currentProbe is the probe for the engine's configuration as planned.
+func (e *Engine) currentProbe() health.Probe {
+	return e.Adapter.Activation(asWritten(e.Changes), e.Detection).Probe
 }
 
 // asWritten presents every planned file as just written, so that an engine
@@ -205,9 +223,11 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		h := engines.Host{FS: root.FS(), Version: opts.Version, Down: opts.Down, Owned: st.Owned(e.Name())}
+		h := engines.Host{FS: root.FS(), Version: opts.Version, Resolve: opts.Root.Resolve, Down: opts.Down, Owned: st.Owned(e.Name())}
 		if !wanted(s, opts.Only, e) {
-			h.Version = nil // an engine we will not manage is not asked its version
+			// An engine we will not manage is not asked its version, nor
+			// is its daemon asked anything.
+			h.Version, h.Resolve = nil, nil
 		}
 		d := e.Detect(ctx, h, s)
 		d.Engine = e.Name()
@@ -230,6 +250,12 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}
 		for _, f := range res.Files {
+			// Defence in depth: whatever names went into it, a file the
+			// engine owns whole lies where the engine keeps its files.
+			if !f.Merged && !within(f.Path, d.Owns) {
+				return nil, fmt.Errorf("%s: renders %s, outside the places it manages (%s); refusing to write it",
+					e.Name(), f.Path, strings.Join(d.Owns, ", "))
+			}
 			if other, dup := owner[f.Path]; dup {
 				return nil, fmt.Errorf("%s and %s both render %s; give one of them another path in the spec", other, e.Name(), f.Path)
 			}
@@ -242,8 +268,22 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}
 		*ep = *ep.With(changes)
+		if ep.Owed != nil && opts.Applied != nil && opts.Applied(ctx, ep.currentProbe(), ep.Owed.Since) {
+			ep.Warnings = append(ep.Warnings, engines.Warning{Engine: e.Name(), Message: fmt.Sprintf(
+				"the %s owed since %s was done outside mirrorctl: %s already runs with the files; forgetting it",
+				ep.Owed.Disruption, ep.Owed.Since.Local().Format(time.RFC3339), describeUnit(ep.Owed))})
+			ep.Owed = nil
+		}
 	}
 	return p, nil
+}
+
+// describeUnit names an activation's unit, or its engine without one.
+func describeUnit(a *engines.Activation) string {
+	if a.Unit != "" {
+		return a.Unit
+	}
+	return "the daemon"
 }
 
 // orphans plans the removal of every whole file an engine wrote earlier

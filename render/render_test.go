@@ -11,22 +11,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mirrorctl/mirrorctl/credentials"
-	"github.com/mirrorctl/mirrorctl/hostfs"
+	"github.com/mirrorctl/mirrorctl/internal/hosttest"
 )
 
 // HostPath joins root and an absolute host path.
 func HostPath(root, hostPath string) string { return filepath.Join(root, hostPath) }
-
-// open returns the hostfs root of dir.
-func open(t *testing.T, dir string) *hostfs.Root {
-	t.Helper()
-	r, err := hostfs.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
 
 func writeHost(t *testing.T, root, hostPath, data string, mode os.FileMode) {
 	t.Helper()
@@ -56,7 +45,7 @@ func TestPlanOps(t *testing.T) {
 	writeHost(t, root, "/etc/other", "old\n", 0o644)
 	writeHost(t, root, "/etc/gone", "bye\n", 0o644)
 	writeHost(t, root, "/etc/secret-open", "s\n", 0o644)
-	changes, err := Plan(open(t, root), []File{
+	changes, err := Plan(hosttest.Root(t, root), []File{
 		{Path: "/etc/same", Data: []byte("x\n")},
 		{Path: "/etc/other", Data: []byte("new\n")},
 		{Path: "/etc/new", Data: []byte("n\n")},
@@ -78,7 +67,7 @@ func TestPlanRefusesDirectoryWhereFileExpected(t *testing.T) {
 	if err := os.MkdirAll(HostPath(root, "/etc/docker/daemon.json"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Plan(open(t, root), []File{{Path: "/etc/docker/daemon.json", Data: []byte("{}\n")}})
+	_, err := Plan(hosttest.Root(t, root), []File{{Path: "/etc/docker/daemon.json", Data: []byte("{}\n")}})
 	if err == nil || !strings.Contains(err.Error(), "/etc/docker/daemon.json exists and is not a regular file") {
 		t.Fatalf("err = %v", err)
 	}
@@ -93,11 +82,11 @@ func TestApplyModesAndContent(t *testing.T) {
 		{Path: "/etc/creds", Data: []byte("token\n"), Secret: true},
 		{Path: "/etc/deep/new/file", Data: []byte("n\n"), Mode: 0o644},
 	}
-	changes, err := Plan(open(t, root), files)
+	changes, err := Plan(hosttest.Root(t, root), files)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(context.Background(), open(t, root), changes); err != nil {
+	if err := Apply(context.Background(), hosttest.Root(t, root), changes); err != nil {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]struct {
@@ -128,7 +117,7 @@ func TestApplyModesAndContent(t *testing.T) {
 		t.Errorf("/etc entries (-want +got):\n%s", d)
 	}
 	// A second plan finds nothing to do.
-	again, err := Plan(open(t, root), files)
+	again, err := Plan(hosttest.Root(t, root), files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,11 +140,11 @@ func TestApplyThroughSymlinkKeepsLink(t *testing.T) {
 	if err := os.Symlink("/data/daemon.json", link); err != nil {
 		t.Fatal(err)
 	}
-	changes, err := Plan(open(t, root), []File{{Path: "/etc/docker/daemon.json", Data: []byte("{\"a\": 1}\n")}})
+	changes, err := Plan(hosttest.Root(t, root), []File{{Path: "/etc/docker/daemon.json", Data: []byte("{\"a\": 1}\n")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(context.Background(), open(t, root), changes); err != nil {
+	if err := Apply(context.Background(), hosttest.Root(t, root), changes); err != nil {
 		t.Fatal(err)
 	}
 	if fi, _ := os.Lstat(link); fi.Mode()&os.ModeSymlink == 0 {
@@ -185,14 +174,14 @@ func TestApplyDeleteRemovesEmptiedGroupDir(t *testing.T) {
 	writeHost(t, root, "/certs.d/a/hosts.toml", "x", 0o644)
 	writeHost(t, root, "/certs.d/b/hosts.toml", "x", 0o644)
 	writeHost(t, root, "/certs.d/b/user-file", "mine", 0o644)
-	changes, err := Plan(open(t, root), []File{
+	changes, err := Plan(hosttest.Root(t, root), []File{
 		{Path: "/certs.d/a/hosts.toml", Remove: true, Group: "a"},
 		{Path: "/certs.d/b/hosts.toml", Remove: true, Group: "b"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(context.Background(), open(t, root), changes); err != nil {
+	if err := Apply(context.Background(), hosttest.Root(t, root), changes); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(HostPath(root, "/certs.d/a")); !os.IsNotExist(err) {
@@ -252,11 +241,11 @@ func TestApplyInAUsersHomeWithTheirRights(t *testing.T) {
 	if err := os.Chown(HostPath(root, "/home/u"), 1234, 1235); err != nil {
 		t.Fatal(err)
 	}
-	changes, err := Plan(open(t, root), []File{{Path: "/home/u/.docker/config.json", Data: []byte("{}\n"), Secret: true, Owner: &Owner{UID: 1234, GID: 1235}}})
+	changes, err := Plan(hosttest.Root(t, root), []File{{Path: "/home/u/.docker/config.json", Data: []byte("{}\n"), Secret: true, Owner: &Owner{UID: 1234, GID: 1235}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(context.Background(), open(t, root), changes); err != nil {
+	if err := Apply(context.Background(), hosttest.Root(t, root), changes); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"/home/u/.docker/config.json", "/home/u/.docker"} {

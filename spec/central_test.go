@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mirrorctl/mirrorctl/internal/testpki"
 )
 
 // A central config names a password file by a relative path: it is found in
@@ -16,7 +18,7 @@ import (
 func TestLoadCentralResolvesAgainstTheNode(t *testing.T) {
 	node := writeFiles(t, map[string]string{
 		"secrets/nexus": testPassword + "\n",
-		"ca.crt":        "NODE CA",
+		"ca.crt":        testpki.CA,
 		"conf.d/10-local.yaml": `engines:
   demo:
     unit: demo-custom.service
@@ -42,7 +44,7 @@ configs:
 	if got := c.Auth.Password.Reveal(); got != testPassword {
 		t.Errorf("password %q, want the node's file without its newline", got)
 	}
-	if c.Auth.PasswordFile != filepath.Join(node, "secrets/nexus") || string(c.TLS.CA) != "NODE CA" {
+	if c.Auth.PasswordFile != filepath.Join(node, "secrets/nexus") || string(c.TLS.CA) != testpki.CA {
 		t.Errorf("references resolved to %s and %s, want under %s", c.Auth.PasswordFile, c.TLS.CAFile, node)
 	}
 	if c.Pos.File != name {
@@ -62,7 +64,7 @@ configs:
 func TestLoadCentralEqualsLoad(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
 		"config.yaml":            centralSpec,
-		"ca.crt":                 "CENTRAL CA",
+		"ca.crt":                 testpki.CA,
 		"conf.d/20-local.yaml":   "mirrors:\n  docker.io:\n    endpoint: [https://local.example.com]\n",
 		"conf.d/10-secrets.yaml": "backups: {keep: 3}\n",
 	})

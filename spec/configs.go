@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"strings"
 
@@ -162,6 +163,10 @@ func (p *parser) password(e entry) credentials.Secret {
 			p.errorf(e.v, p.refHint(), "password_file: %v", err)
 			return credentials.Secret{}
 		}
+		if len(b) > MaxFileSize {
+			p.errorf(e.v, "a password file holds only the password", "password_file: %s is larger than %d bytes", p.path(v), MaxFileSize)
+			return credentials.Secret{}
+		}
 		// Exactly one line ending goes: the one `echo pw > file` and editors
 		// add. Anything more is taken to be part of the password.
 		s := string(b)
@@ -195,7 +200,7 @@ func (p *parser) password(e entry) credentials.Secret {
 // checkAuth checks a k3s/containerd `auth` value: base64 of "user:password".
 // A trailing newline in the decoded value is the `echo user:pass | base64`
 // mistake; containerd and the docker CLI keep it in the password and every
-// pull gets 401 (docs/ENGINES.md §G.4).
+// pull gets 401 (docs/credentials.md#basic-auth-without-a-newline).
 func (p *parser) checkAuth(n *yaml.Node) {
 	const hint = "encode it with printf %s 'user:pass' | base64, or mirrorctl auth encode"
 	if strings.ContainsAny(n.Value, " \t\r\n") {
@@ -249,38 +254,67 @@ func (p *parser) tls(key, n *yaml.Node) *TLS {
 		p.errorf(privKey.k, "add cert_file: the client certificate for this key", "key_file without cert_file")
 	}
 	if ca.set() {
-		t.CAFile, t.CA = p.readTLS(ca)
+		var ok bool
+		if t.CAFile, t.CA, ok = p.readTLS(ca); ok {
+			if _, msg, hint := checkCertificates(ca.k.Value, t.CAFile, t.CA); msg != "" {
+				p.errorf(ca.k, hint, "%s", msg)
+			}
+		}
 	}
+	var leaf *x509.Certificate
 	if cert.set() {
-		t.CertFile, t.Cert = p.readTLS(cert)
+		var ok bool
+		if t.CertFile, t.Cert, ok = p.readTLS(cert); ok {
+			certs, msg, hint := checkCertificates(cert.k.Value, t.CertFile, t.Cert)
+			if msg != "" {
+				p.errorf(cert.k, hint, "%s", msg)
+			} else {
+				leaf = certs[0]
+			}
+		}
 	}
 	if privKey.set() {
-		var b []byte
-		t.KeyFile, b = p.readTLS(privKey)
-		t.Key = credentials.NewSecret(string(b))
+		name, b, ok := p.readTLS(privKey)
+		t.KeyFile, t.Key = name, credentials.NewSecret(string(b))
+		if ok {
+			key, msg, hint := checkPrivateKey(name, b)
+			switch {
+			case msg != "":
+				p.errorf(privKey.k, hint, "%s", msg)
+			case leaf != nil && !keyMatches(leaf, key):
+				p.errorf(privKey.k, "give the private key of that certificate (openssl x509 -noout -pubkey -in CERT and openssl pkey -pubout -in KEY print the same key for a pair)",
+					"key_file: %s is not the key of the certificate in cert_file %s", name, t.CertFile)
+			}
+		}
 	}
 	return t
 }
 
 // readTLS reads a TLS file now, so that a bad path fails validation rather
-// than a later pull.
-func (p *parser) readTLS(e entry) (string, []byte) {
+// than a later pull. ok is false when the file could not be read or is
+// empty (both reported).
+func (p *parser) readTLS(e entry) (name string, data []byte, ok bool) {
 	if e.bad {
-		return "", nil
+		return "", nil, false
 	}
 	if e.v.Value == "" {
 		p.errorf(e.v, "write a path to a PEM file, or remove the key", "%s is empty", e.k.Value)
-		return "", nil
+		return "", nil, false
 	}
-	name := p.path(e.v.Value)
+	name = p.path(e.v.Value)
 	b, err := p.opts.ReadFile(name)
 	switch {
 	case err != nil:
 		p.errorf(e.v, p.refHint(), "%s: %v", e.k.Value, err)
+		return name, nil, false
 	case len(b) == 0:
 		p.errorf(e.v, "", "%s: %s is empty", e.k.Value, name)
+		return name, b, false
+	case len(b) > MaxFileSize:
+		p.errorf(e.v, "give a PEM file of the certificates or the key only", "%s: %s is larger than %d bytes", e.k.Value, name, MaxFileSize)
+		return name, nil, false
 	}
-	return name, b
+	return name, b, true
 }
 
 func (p *parser) refHint() string {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/mirrorctl/mirrorctl/engines"
 	"github.com/mirrorctl/mirrorctl/spec"
+
+	"github.com/mirrorctl/mirrorctl/internal/testpki"
 )
 
 // TestDocExamples: every complete YAML example in docs/spec.md is a valid
@@ -17,7 +19,19 @@ func TestDocExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := spec.Options{Engines: engines.Sections(), ReadFile: func(string) ([]byte, error) { return []byte("x"), nil }}
+	// TLS files are real PEM: the loader checks what they hold.
+	stub := func(name string) ([]byte, error) {
+		switch {
+		case strings.HasSuffix(name, ".key"):
+			return []byte(testpki.ClientKey), nil
+		case strings.HasSuffix(name, "ca.crt"):
+			return []byte(testpki.CA), nil
+		case strings.HasSuffix(name, ".crt"), strings.HasSuffix(name, ".cert"):
+			return []byte(testpki.ClientCert), nil
+		}
+		return []byte("x"), nil
+	}
+	opts := spec.Options{Engines: engines.Sections(), ReadFile: stub}
 	n := 0
 	for i, block := range strings.Split(string(doc), "```yaml\n")[1:] {
 		block, _, _ = strings.Cut(block, "```")

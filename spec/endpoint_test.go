@@ -69,3 +69,22 @@ func TestEndpointNotes(t *testing.T) {
 		t.Errorf("parsed %d endpoints, want every one of the 6 (engines skip the duplicates)", len(p))
 	}
 }
+
+// A registry name becomes a directory name (certs.d/<name>): anything that
+// is a path element, or containerd's fallback directory, is refused, in
+// the spec and for keys engines read from the host (CheckHost).
+func TestCheckHostRefusesPathElements(t *testing.T) {
+	for _, bad := range []string{".", "..", "_default", "_x", "a/b", "../../etc", "a..b", ".example.com", "example.com.", "", `a\b`, "reg:0", "reg:99999"} {
+		if err := CheckHost(bad); err == nil {
+			t.Errorf("CheckHost(%q) accepted it", bad)
+		}
+		if _, err := Parse("spec.yaml", []byte("mirrors:\n  \""+strings.ReplaceAll(bad, `\`, `\\`)+"\": {}\n"), opts()); err == nil {
+			t.Errorf("a spec with the registry %q parsed", bad)
+		}
+	}
+	for _, good := range []string{"docker.io", "registry.example.com:5000", "[fd00::1]:5000", "*", "my_registry", "localhost"} {
+		if err := CheckHost(good); err != nil {
+			t.Errorf("CheckHost(%q): %v", good, err)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mirrorctl/mirrorctl/internal/testpki"
 )
 
 // TestParseErrors: each case holds one mistake. It must be reported as the
@@ -157,15 +159,15 @@ func TestParseErrors(t *testing.T) {
 		{name: "password_not_string", spec: "configs:\n  r.example.com:\n    auth:\n      username: admin\n      password: [" + pw + "]\n",
 			pos: "5:17", msg: "password: expected a string, got a list"},
 		{name: "tls_cert_without_key", spec: "configs:\n  r.example.com:\n    tls:\n      cert_file: c.pem\n",
-			files: map[string]string{"c.pem": "CERT"},
+			files: map[string]string{"c.pem": testpki.ClientCert},
 			pos:   "4:7", msg: "cert_file without key_file", hint: "add key_file"},
 		{name: "tls_key_without_cert", spec: "configs:\n  r.example.com:\n    tls:\n      key_file: k.pem\n",
-			files: map[string]string{"k.pem": "KEY-" + pw},
+			files: map[string]string{"k.pem": testpki.ClientKey},
 			pos:   "4:7", msg: "key_file without cert_file", hint: "add cert_file"},
 		{name: "tls_ca_missing", spec: "configs:\n  r.example.com:\n    tls:\n      ca_file: /nonexistent/ca.crt\n",
 			pos: "4:16", msg: "ca_file: open /nonexistent/ca.crt: no such file or directory", hint: "not under --root"},
 		{name: "tls_key_missing", spec: "configs:\n  r.example.com:\n    tls:\n      cert_file: c.pem\n      key_file: k.pem\n",
-			files: map[string]string{"c.pem": "CERT"},
+			files: map[string]string{"c.pem": testpki.ClientCert},
 			pos:   "5:17", msg: "key_file: open NAMEDIR/k.pem"},
 		{name: "tls_ca_empty_file", spec: "configs:\n  r.example.com:\n    tls:\n      ca_file: ca.crt\n",
 			files: map[string]string{"ca.crt": ""},

@@ -78,7 +78,7 @@ func Load(mainPath string, opts Options) (*Spec, error) {
 
 func (o Options) withDefaults() Options {
 	if o.ReadFile == nil {
-		o.ReadFile = os.ReadFile
+		o.ReadFile = readFileBounded
 	}
 	if o.Glob == nil {
 		o.Glob = filepath.Glob
@@ -87,6 +87,23 @@ func (o Options) withDefaults() Options {
 		o.LookupEnv = os.LookupEnv
 	}
 	return o
+}
+
+// readFileBounded is os.ReadFile that stops reading past MaxFileSize.
+func readFileBounded(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, MaxFileSize)
+	}
+	return b, nil
 }
 
 // globEscape quotes the pattern characters of a literal path, so that a
@@ -133,11 +150,18 @@ func (p *parser) document(s *Spec, data []byte) {
 		{"engines", func(_, v *yaml.Node) { p.engines(s, v) }},
 		{"backups", func(_, v *yaml.Node) { p.backups(&s.Backups, v) }},
 	})
+	p.dropAfterRefusal()
 }
 
 // root is the top mapping of one file's YAML: nil when the file is empty
 // or not a single YAML document with a mapping (the errors say why).
 func (p *parser) root(data []byte) *yaml.Node {
+	if len(data) > MaxFileSize {
+		p.errs = append(p.errs, &Error{Pos: Pos{File: p.file},
+			Msg:  fmt.Sprintf("%d bytes, more than the %d bytes a spec file may have", len(data), MaxFileSize),
+			Hint: "a spec is kilobytes: split it into conf.d drop-ins, or share repeated parts with fewer aliases"})
+		return nil
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -157,7 +181,8 @@ func (p *parser) root(data []byte) *yaml.Node {
 	if len(doc.Content) == 0 {
 		return nil
 	}
-	root := resolve(doc.Content[0])
+	p.setBudget(&doc)
+	root := p.resolve(doc.Content[0])
 	if !isNull(root) && root.Kind != yaml.MappingNode {
 		p.errorf(root, "a spec is a mapping with the keys mirrors, configs, engines and backups",
 			"expected a mapping at the top of the file, got %s", kindOf(root))

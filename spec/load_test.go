@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mirrorctl/mirrorctl/internal/testpki"
 )
 
 // The central file names the mirrors and leaves the password to the node.
@@ -37,7 +39,7 @@ backups:
 func TestLoadDropIns(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
 		"config.yaml": centralSpec,
-		"ca.crt":      "CENTRAL CA",
+		"ca.crt":      testpki.CA,
 		// References in a drop-in are relative to the drop-in's directory.
 		"conf.d/10-secrets.yaml": `configs:
   nexus.example.com:8443:
@@ -72,7 +74,7 @@ backups:
 	// Its auth block replaces the auth block; the central tls block stays.
 	want.Configs["nexus.example.com:8443"] = &Config{
 		Auth: &Auth{Username: "node", Password: secret(testPassword), PasswordFile: filepath.Join(dir, "secrets/nexus")},
-		TLS:  &TLS{CAFile: filepath.Join(dir, "ca.crt"), CA: []byte("CENTRAL CA")},
+		TLS:  &TLS{CAFile: filepath.Join(dir, "ca.crt"), CA: []byte(testpki.CA)},
 	}
 	// engines: and backups: override field by field, later files last.
 	want.Engines["demo"] = &EngineSection{Enabled: Off, Settings: demo{Path: "/etc/demo.conf", Unit: "demo-custom.service", List: []string{"root"}}}

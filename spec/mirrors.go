@@ -248,7 +248,7 @@ func (p *parser) rewrites(n *yaml.Node) map[string]string {
 	}
 	out := map[string]string{}
 	for _, e := range p.pairs(n) {
-		if _, err := regexp.Compile(e.k.Value); err != nil {
+		if err := p.compile(e.k.Value); err != nil {
 			p.errorf(e.k, "rewrites are Go (RE2) regular expressions: no lookaround or backreferences", "rewrite: %v", err)
 		}
 		if r, ok := p.str(e.v, "rewrite replacement", `write "^library/(.*)": "mirror/$1"`); ok {
@@ -259,6 +259,20 @@ func (p *parser) rewrites(n *yaml.Node) map[string]string {
 		return nil
 	}
 	return out
+}
+
+// compile checks a rewrite pattern, once per pattern: a mirror entry shared
+// through an alias is read once per alias, and compiling is the costly part.
+func (p *parser) compile(pattern string) error {
+	if err, ok := p.regexps[pattern]; ok {
+		return err
+	}
+	_, err := regexp.Compile(pattern)
+	if p.regexps == nil {
+		p.regexps = map[string]error{}
+	}
+	p.regexps[pattern] = err
+	return err
 }
 
 func (p *parser) capabilities(n *yaml.Node) []string {

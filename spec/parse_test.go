@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mirrorctl/mirrorctl/credentials"
+
+	"github.com/mirrorctl/mirrorctl/internal/testpki"
 )
 
 // base is what an empty spec parses to, spelled out so that a broken
@@ -133,16 +135,16 @@ configs:
       key_file: certs/client.key
       ca_file: /ABS/ca.crt
 `,
-			files: map[string]string{"certs/client.cert": "CERT", "certs/client.key": "KEY-" + testPassword, "ca.crt": "CA"},
+			files: map[string]string{"certs/client.cert": testpki.ClientCert, "certs/client.key": testpki.ClientKey, "ca.crt": testpki.CA},
 			want: func(dir string) *Spec {
 				s := base()
 				s.Mirrors["docker.io"] = &Mirror{Endpoints: []string{"https://registry.example.com:5000"}}
 				s.Configs["registry.example.com:5000"] = &Config{
 					Auth: &Auth{Username: "admin", Password: secret(testPassword)},
 					TLS: &TLS{
-						CAFile: filepath.Join(dir, "ca.crt"), CA: []byte("CA"),
-						CertFile: filepath.Join(dir, "certs/client.cert"), Cert: []byte("CERT"),
-						KeyFile: filepath.Join(dir, "certs/client.key"), Key: secret("KEY-" + testPassword),
+						CAFile: filepath.Join(dir, "ca.crt"), CA: []byte(testpki.CA),
+						CertFile: filepath.Join(dir, "certs/client.cert"), Cert: []byte(testpki.ClientCert),
+						KeyFile: filepath.Join(dir, "certs/client.key"), Key: secret(testpki.ClientKey),
 					},
 				}
 				return s

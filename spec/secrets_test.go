@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mirrorctl/mirrorctl/internal/testpki"
 )
 
 // secretSpec holds every kind of secret a spec can carry.
@@ -37,8 +40,8 @@ func loadSecretSpec(t *testing.T) *Spec {
 	t.Helper()
 	dir := writeFiles(t, map[string]string{
 		"pw":          "file-secret\n\n",
-		"client.cert": "-----BEGIN CERTIFICATE-----\nCERT\n-----END CERTIFICATE-----\n",
-		"client.key":  "KEY-" + testPassword,
+		"client.cert": testpki.ClientCert,
+		"client.key":  testpki.ClientKey,
 	})
 	s, err := Parse(filepath.Join(dir, "spec.yaml"), []byte(secretSpec), opts())
 	if err != nil {
@@ -64,7 +67,15 @@ func TestSecretValues(t *testing.T) {
 		"alice:b64-secret", // decoded auth
 		"b64-secret",
 		"tok-" + testPassword,
-		"KEY-" + testPassword,
+	}
+	// The key: whole, trimmed, quoted, and each of its lines.
+	key := testpki.ClientKey
+	q := strconv.Quote(key)
+	want = append(want, key, strings.TrimSpace(key), q[1:len(q)-1])
+	for l := range strings.SplitSeq(key, "\n") {
+		if l != "" {
+			want = append(want, l)
+		}
 	}
 	if diff := cmp.Diff(sorted(want), sorted(got)); diff != "" {
 		t.Errorf("SecretValues (-want +got):\n%s", diff)

@@ -1,7 +1,9 @@
 package spec
 
 import (
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -156,10 +158,7 @@ func (p *parser) engines(s *Spec, n *yaml.Node) {
 	if !p.mapping(n, "engines") {
 		return
 	}
-	known := make([]string, 0, len(p.opts.Engines))
-	for name := range p.opts.Engines {
-		known = append(known, name)
-	}
+	known := slices.Sorted(maps.Keys(p.opts.Engines)) // the hint is the same every time
 	for _, e := range p.pairs(n) {
 		name := e.k.Value
 		parse, ok := p.opts.Engines[name]

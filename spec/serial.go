@@ -36,6 +36,7 @@ func Serial(name string, data []byte) (int64, error) {
 				p.serial(&s, e.k, e.v)
 			}
 		}
+		p.dropAfterRefusal()
 	}
 	if len(p.errs) > 0 {
 		return 0, p.errs.sorted()

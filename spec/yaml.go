@@ -16,18 +16,49 @@ type parser struct {
 	dropIn bool   // a conf.d file, not the main document
 	opts   Options
 	errs   Errors
+
+	// Aliases and merge keys make a small file a large tree: every node
+	// reached through one is counted in expanded, and once the document's
+	// budget would be crossed, nothing more is expanded (expansion.go).
+	budget, expanded int
+	sizes            map[*yaml.Node]int // subtree sizes of alias targets
+	// refused is the index in errs of the budget error, or -1: the errors
+	// after it come from the values it left out and are dropped.
+	refused int
+	regexps map[string]error // rewrite patterns compiled
+	seen    map[Error]bool   // errors recorded
 }
 
 func newParser(name string, opts Options) *parser {
-	return &parser{file: name, dir: filepath.Dir(name), opts: opts}
+	return &parser{file: name, dir: filepath.Dir(name), opts: opts, budget: minExpansion, refused: -1}
 }
 
 func (p *parser) pos(n *yaml.Node) Pos {
 	return Pos{File: p.file, Line: n.Line, Column: n.Column}
 }
 
+// maxErrors bounds the errors one file reports: a file of a megabyte can
+// hold half a million mistakes, and nobody reads past the first screen.
+const maxErrors = 100
+
+// errorf records a mistake at n. The same mistake reached twice (an
+// anchor's, through two aliases) is recorded once.
 func (p *parser) errorf(n *yaml.Node, hint, format string, args ...any) {
-	p.errs = append(p.errs, &Error{Pos: p.pos(n), Msg: fmt.Sprintf(format, args...), Hint: hint})
+	if len(p.errs) > maxErrors {
+		return
+	}
+	e := Error{Pos: p.pos(n), Msg: fmt.Sprintf(format, args...), Hint: hint}
+	if p.seen[e] {
+		return
+	}
+	if len(p.errs) == maxErrors {
+		e = Error{Pos: e.Pos, Msg: fmt.Sprintf("more than %d mistakes in this file: the rest are not listed", maxErrors), Hint: "fix these first"}
+	}
+	if p.seen == nil {
+		p.seen = map[Error]bool{}
+	}
+	p.seen[e] = true
+	p.errs = append(p.errs, &e)
 }
 
 // path resolves a reference relative to the file that names it.
@@ -57,7 +88,7 @@ func (p *parser) pairsDepth(n *yaml.Node, depth int) []pair {
 	var out, merged []pair
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		k, v := p.resolve(n.Content[i]), p.resolve(n.Content[i+1])
 		if k.Tag == "!!merge" {
 			merged = append(merged, p.mergeSource(k, v, depth)...)
 			continue
@@ -93,7 +124,7 @@ func (p *parser) mergeSource(k, v *yaml.Node, depth int) []pair {
 	case yaml.SequenceNode:
 		var out []pair
 		for _, item := range v.Content {
-			if item = resolve(item); item.Kind != yaml.MappingNode {
+			if item = p.resolve(item); item.Kind != yaml.MappingNode {
 				p.errorf(item, "", "merge key (<<) expects a mapping, got %s", kindOf(item))
 				continue
 			}
@@ -103,13 +134,6 @@ func (p *parser) mergeSource(k, v *yaml.Node, depth int) []pair {
 	}
 	p.errorf(v, "", "merge key (<<) expects a mapping, got %s", kindOf(v))
 	return nil
-}
-
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < maxMerge; i++ {
-		n = n.Alias
-	}
-	return n
 }
 
 func isNull(n *yaml.Node) bool {
@@ -242,7 +266,7 @@ func (p *parser) strList(n *yaml.Node, what, hint string) ([]string, []*yaml.Nod
 	var vals []string
 	var nodes []*yaml.Node
 	for _, item := range n.Content {
-		item = resolve(item)
+		item = p.resolve(item)
 		s, good := p.str(item, what+" item", hint)
 		if !good {
 			ok = false

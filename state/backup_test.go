@@ -13,12 +13,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mirrorctl/mirrorctl/internal/hosttest"
 	"github.com/mirrorctl/mirrorctl/render"
 )
 
 func TestBackupRestoreRoundTrip(t *testing.T) {
 	root := t.TempDir()
-	s := Open(openRoot(t, root))
+	s := Open(hosttest.Root(t, root))
 	const (
 		plain  = "/etc/crictl.yaml"
 		secret = "/etc/rancher/k3s/registries.yaml"
@@ -55,7 +56,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := render.Apply(context.Background(), openRoot(t, root), plan(t, root, files...)); err != nil {
+	if err := render.Apply(context.Background(), hosttest.Root(t, root), plan(t, root, files...)); err != nil {
 		t.Fatal(err)
 	}
 	if got := readHost(t, root, plain); got != "runtime-endpoint: x\n" {
@@ -77,7 +78,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 
 func TestBackupModes(t *testing.T) {
 	root := t.TempDir()
-	s := Open(openRoot(t, root))
+	s := Open(hosttest.Root(t, root))
 	writeHost(t, root, "/etc/secret", "s3cret\n", 0o644)
 	set, err := s.Backup("sync", files("/etc/secret"), New())
 	if err != nil {
@@ -101,7 +102,7 @@ func TestBackupModes(t *testing.T) {
 }
 
 func TestRestoreFilesGroupsRegistryDirectory(t *testing.T) {
-	s := Open(openRoot(t, t.TempDir()))
+	s := Open(hosttest.Root(t, t.TempDir()))
 	const dir = "/etc/containerd/certs.d/docker.io"
 	in := []render.File{{Path: dir + "/hosts.toml", Group: dir, Primary: true}, {Path: dir + "/ca.crt", Group: dir}, {Path: "/etc/docker/daemon.json"}}
 	set, err := s.Backup("sync", in, nil)
@@ -123,7 +124,7 @@ func TestRestoreFilesGroupsRegistryDirectory(t *testing.T) {
 
 func TestRestoreFilesDetectsCorruptContent(t *testing.T) {
 	root := t.TempDir()
-	s := Open(openRoot(t, root))
+	s := Open(hosttest.Root(t, root))
 	writeHost(t, root, "/etc/docker/daemon.json", "{}\n", 0o644)
 	set, err := s.Backup("sync", files("/etc/docker/daemon.json"), nil)
 	if err != nil {
@@ -141,7 +142,7 @@ func TestRestoreFilesDetectsCorruptContent(t *testing.T) {
 
 func TestBackupRefusesDirectoryWhereFileExpected(t *testing.T) {
 	root := t.TempDir()
-	s := Open(openRoot(t, root))
+	s := Open(hosttest.Root(t, root))
 	if err := os.MkdirAll(filepath.Join(root, "/etc/crictl.yaml"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func ids(sets []*Set) []string {
 }
 
 func TestSetsNewestFirstAndPrune(t *testing.T) {
-	s := Open(openRoot(t, t.TempDir()))
+	s := Open(hosttest.Root(t, t.TempDir()))
 	var made []string
 	for range 4 { // most share a millisecond, so this also exercises the clash suffix
 		set, err := s.Backup("sync", nil, nil)
@@ -193,7 +194,7 @@ func TestSetsNewestFirstAndPrune(t *testing.T) {
 }
 
 func TestIDOrderCountsClashesNumerically(t *testing.T) {
-	s := Open(openRoot(t, t.TempDir()))
+	s := Open(hosttest.Root(t, t.TempDir()))
 	names := []string{"20261127T053200.123Z-2", "20261127T053200.123Z", "20261127T053200.123Z-10", "20251231T235959.999Z"}
 	for _, n := range names {
 		if err := os.MkdirAll(filepath.Join(s.Root.Join(s.Dir), "backups", n), 0o700); err != nil {
@@ -214,7 +215,7 @@ func TestIDOrderCountsClashesNumerically(t *testing.T) {
 // not; it must never be listed or restored, and Prune clears it once stale.
 func TestInterruptedBackupIsNotListed(t *testing.T) {
 	root := t.TempDir()
-	s := Open(openRoot(t, root))
+	s := Open(hosttest.Root(t, root))
 	writeHost(t, root, "/etc/crictl.yaml", "a\n", 0o644)
 	good, err := s.Backup("sync", files("/etc/crictl.yaml"), nil)
 	if err != nil {
@@ -262,7 +263,7 @@ func TestInterruptedBackupIsNotListed(t *testing.T) {
 }
 
 func TestSetUnknownID(t *testing.T) {
-	s := Open(openRoot(t, t.TempDir()))
+	s := Open(hosttest.Root(t, t.TempDir()))
 	for _, id := range []string{"", "20261127T053200.123Z", "../../etc"} {
 		if set, err := s.Set(id); err == nil {
 			t.Errorf("Set(%q) = %+v, want an error", id, set)

@@ -124,11 +124,15 @@ func (st *State) PendingFor(engine string) (engines.Activation, bool) {
 }
 
 // SetPending records a as owed to its engine (replacing an earlier one),
-// or, with a zero Disruption, clears what was owed.
+// or, with a zero Disruption, clears what was owed. An activation without
+// Since is owed from now.
 func (st *State) SetPending(engine string, a engines.Activation) {
 	st.Pending = slices.DeleteFunc(st.Pending, func(p engines.Activation) bool { return p.Engine == engine })
 	if a.Disruption != engines.None {
 		a.Engine = engine
+		if a.Since.IsZero() {
+			a.Since = time.Now().UTC().Truncate(time.Millisecond)
+		}
 		st.Pending = append(st.Pending, a)
 		slices.SortFunc(st.Pending, func(a, b engines.Activation) int { return cmpString(a.Engine, b.Engine) })
 	}
@@ -153,7 +157,8 @@ func (s *Store) statePath() string { return path.Join(s.Dir, stateName) }
 func (s *Store) Load() (*State, error) {
 	data, err := s.Root.ReadFile(s.statePath(), maxState)
 	if errors.Is(err, fs.ErrNotExist) {
-		s.saved = nil
+		// Saving an empty state over no file writes nothing either.
+		s.saved, _ = encodeState(New())
 		return New(), nil
 	}
 	if err != nil {
@@ -199,6 +204,12 @@ func encodeState(st *State) ([]byte, error) {
 	return append(data, '\n'), nil
 }
 
+// Changed reports whether Save would write st.
+func (s *Store) Changed(st *State) bool {
+	data, err := encodeState(st)
+	return err != nil || s.saved == nil || !bytes.Equal(data, s.saved)
+}
+
 // Save writes state.json atomically, mode 0600 in a 0700 directory, unless
 // it would hold the bytes it already holds.
 func (s *Store) Save(st *State) error {
@@ -239,6 +250,10 @@ func (st *State) Record(engine string, changes []render.Change) {
 			continue
 		}
 		prev, known := st.Files[p]
+		if c.File.Merged && len(c.File.Keys) == 0 {
+			delete(st.Files, p) // a shared file with nothing of mirrorctl's in it
+			continue
+		}
 		e := Entry{Engine: engine, SHA256: sum(c.File.Data), Secret: c.File.Secret, Primary: c.File.Primary}
 		e.Merged, e.Keys = c.File.Merged, slices.Clone(c.File.Keys)
 		switch {

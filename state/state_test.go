@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/mirrorctl/mirrorctl/hostfs"
+	"github.com/mirrorctl/mirrorctl/internal/hosttest"
 	"github.com/mirrorctl/mirrorctl/render"
 )
 
@@ -48,7 +48,7 @@ func permOf(t *testing.T, p string) os.FileMode {
 // plan is render.Plan that fails the test on error.
 func plan(t *testing.T, root string, files ...render.File) []render.Change {
 	t.Helper()
-	changes, err := render.Plan(openRoot(t, root), files)
+	changes, err := render.Plan(hosttest.Root(t, root), files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func plan(t *testing.T, root string, files ...render.File) []render.Change {
 }
 
 func TestSaveLoadRoundTrip(t *testing.T) {
-	s := Open(openRoot(t, t.TempDir()))
+	s := Open(hosttest.Root(t, t.TempDir()))
 	st, err := s.Load()
 	if err != nil {
 		t.Fatalf("loading a missing state: %v", err)
@@ -84,7 +84,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 }
 
 func TestLoadUnparsableStateIsAnError(t *testing.T) {
-	s := Open(openRoot(t, t.TempDir()))
+	s := Open(hosttest.Root(t, t.TempDir()))
 	for name, data := range map[string]string{
 		"not_json":      "{\"version\": 1, \"files\": {",
 		"wrong_version": `{"version": 7, "files": {}}`,
@@ -124,7 +124,7 @@ func TestRecord(t *testing.T) {
 		render.File{Path: "/etc/old", Remove: true},
 		render.File{Path: "/etc/never", Remove: true},
 	)
-	if err := render.Apply(context.Background(), openRoot(t, root), changes); err != nil {
+	if err := render.Apply(context.Background(), hosttest.Root(t, root), changes); err != nil {
 		t.Fatal(err)
 	}
 	st.Record("containerd", changes)
@@ -158,7 +158,7 @@ func TestConflicts(t *testing.T) {
 		render.File{Path: edited, Data: []byte("v1\n")},
 		render.File{Path: gone, Data: []byte("v1\n")},
 	)
-	if err := render.Apply(context.Background(), openRoot(t, root), first); err != nil {
+	if err := render.Apply(context.Background(), hosttest.Root(t, root), first); err != nil {
 		t.Fatal(err)
 	}
 	st.Record("containerd", first)
@@ -191,17 +191,6 @@ func TestConflicts(t *testing.T) {
 	if len(got) != 4 || got[3].Path != daemon {
 		t.Errorf("conflicts without merged: got %v, want daemon.json as the 4th", got)
 	}
-}
-
-// openRoot returns the hostfs root of dir.
-func openRoot(t testing.TB, dir string) *hostfs.Root {
-	t.Helper()
-	r, err := hostfs.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
 }
 
 // files turns host paths into the files Backup saves.

@@ -83,9 +83,7 @@ func (l *Loop) run(ctx context.Context, r *Report, s *spec.Spec) {
 	if l.cfg.OnSpec != nil {
 		l.cfg.OnSpec(s)
 	}
-	l.setBusy(true)
 	out, err := l.cfg.Node.Sync(ctx, s, l.drift, r.Trigger, l.health.downSet())
-	l.setBusy(false)
 	l.trackManaged()
 	if out != nil {
 		r.Result, r.Repaired, r.Warnings, r.engineOf = out.Result, out.Repaired, out.Warnings, out.Engines

@@ -53,8 +53,9 @@ type Config struct {
 	// MaxFights and FightWindow cap drift repair: see Drift.
 	MaxFights   int
 	FightWindow time.Duration
-	// MaxSyncTime is how long a sync may run before the loop is reported
-	// stuck (watchdog, /healthz); default 10m.
+	// MaxSyncTime is how long the loop may spend on one event (a sync,
+	// and the reads of the node's parts and managed files around it)
+	// before it is reported stuck (watchdog, /healthz); default 10m.
 	MaxSyncTime time.Duration
 	// Trigger syncs now when it receives (SIGHUP).
 	Trigger <-chan struct{}
@@ -169,8 +170,9 @@ func (l *Loop) Metrics() *Metrics { return l.m }
 // Run syncs at start (the source, or the last good config when the source
 // cannot be read), sends READY=1, then follows the source, the node's
 // drop-ins and the managed files until ctx ends. A sync in progress when
-// ctx ends runs to its end first. Run returns nil after ctx ends, or an
-// error when it cannot start.
+// ctx ends is interrupted as `mirrorctl sync` is (files being written are
+// put back, owed reloads stay recorded). Run returns nil after ctx ends,
+// or an error when it cannot start.
 func (l *Loop) Run(ctx context.Context) error {
 	root := l.cfg.Node.Apply.Root
 	if good, err := l.loadGood(); err != nil {
@@ -230,7 +232,7 @@ func (l *Loop) Run(ctx context.Context) error {
 
 	select {
 	case snap := <-snaps:
-		l.onSnapshot(ctx, snap)
+		l.busy(func() { l.onSnapshot(ctx, snap) })
 	case <-ctx.Done():
 		return nil
 	}
@@ -246,26 +248,27 @@ func (l *Loop) Run(ctx context.Context) error {
 			l.cfg.Notify("STOPPING=1")
 			return nil
 		case snap := <-snaps:
-			l.onSnapshot(ctx, snap)
+			l.busy(func() { l.onSnapshot(ctx, snap) })
 		case <-localFire:
-			l.sync(ctx, "local", true)
+			l.busy(func() { l.sync(ctx, "local", true) })
 		case <-driftFire:
-			st, err := l.cfg.Node.Apply.Store.Load()
-			if err != nil || !dirty(root, st) {
-				continue
-			}
-			l.sync(ctx, "drift", false)
+			l.busy(func() {
+				st, err := l.cfg.Node.Apply.Store.Load()
+				if err == nil && dirty(root, st) {
+					l.sync(ctx, "drift", false)
+				}
+			})
 		case <-resync:
-			l.sync(ctx, "resync", false)
+			l.busy(func() { l.sync(ctx, "resync", false) })
 		case rs := <-probes:
-			l.onProbe(ctx, rs)
+			l.busy(func() { l.onProbe(ctx, rs) })
 		case <-l.retry.C:
-			l.sync(ctx, "retry", false)
+			l.busy(func() { l.sync(ctx, "retry", false) })
 		case <-l.cfg.Trigger:
 			l.log.Info("re-syncing now (signal)")
 			l.cfg.Source.Refresh()
 			l.drift.Reset()
-			l.sync(ctx, "signal", true)
+			l.busy(func() { l.sync(ctx, "signal", true) })
 		}
 		if l.local.missing() {
 			l.local.set(l.local.wanted()) // conf.d created since

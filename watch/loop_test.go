@@ -166,11 +166,12 @@ func TestLoopSourceErrorsChangeNothing(t *testing.T) {
 	c.mu.Unlock()
 	c.set(specN(2) + "# " + strings.Repeat("x", 5000) + "\n")
 	waitFor(t, "a body over the limit counted", func() bool { return testutil.ToFloat64(m.fetchErrors.WithLabelValues("too_large")) >= 1 })
-	if !slices.ContainsFunc(r.notes.all(), func(n string) bool {
-		return strings.Contains(n, "source: GET") && strings.Contains(n, "over the limit")
-	}) {
-		t.Errorf("STATUS does not show the source error: %q", r.notes.all())
-	}
+	// The metric is counted before STATUS is sent: wait for the note too.
+	waitFor(t, "STATUS showing the source error", func() bool {
+		return slices.ContainsFunc(r.notes.all(), func(n string) bool {
+			return strings.Contains(n, "source: GET") && strings.Contains(n, "over the limit")
+		})
+	})
 	if reps := r.drain(50 * time.Millisecond); len(reps) != 0 {
 		t.Errorf("%d syncs while the source failed", len(reps))
 	}

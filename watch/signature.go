@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -64,7 +63,7 @@ type VerifierOptions struct {
 // identity. Blank lines and # comments are skipped. A line that cannot be
 // read, or an option that is not supported, is an error naming the line.
 func LoadVerifier(path string, o VerifierOptions) (*Verifier, error) {
-	data, err := os.ReadFile(path)
+	data, err := readOwn(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading signature keys: %w", err)
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/mirrorctl/mirrorctl/hostfs"
+	"github.com/mirrorctl/mirrorctl/spec"
 )
 
 // FileSource follows a spec file on the local filesystem, including a
@@ -110,7 +112,7 @@ func (s *FileSource) dirs() []string {
 }
 
 func (s *FileSource) read() Snapshot {
-	data, err := os.ReadFile(s.Path)
+	data, err := readOwn(s.Path)
 	if err != nil {
 		reason := "read"
 		if errors.Is(err, fs.ErrNotExist) {
@@ -120,7 +122,7 @@ func (s *FileSource) read() Snapshot {
 	}
 	snap := Snapshot{Name: s.Path, Data: data}
 	if s.Verify != nil {
-		sig, err := os.ReadFile(s.Path + ".sig")
+		sig, err := readOwn(s.Path + ".sig")
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return Snapshot{Name: s.Path, Err: &FetchError{Reason: "read", Err: err}}
 		}
@@ -130,6 +132,24 @@ func (s *FileSource) read() Snapshot {
 		snap.Sig = sig
 	}
 	return snap
+}
+
+// readOwn reads one of mirrorctl's own files (a file source and its
+// signature, the signature keys, a CA bundle) as hostfs reads the host's:
+// a regular file only, opened without blocking, at most spec.MaxFileSize
+// bytes. A FIFO or a device there fails at once, naming what it is,
+// instead of blocking the source, or start-up, beyond any signal.
+func readOwn(name string) ([]byte, error) {
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return nil, err
+	}
+	r, err := hostfs.Open("/")
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.ReadFile(abs, spec.MaxFileSize)
 }
 
 // dedup remembers what a source last sent, so that it sends a snapshot only

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 )
@@ -111,7 +110,7 @@ func NewHTTPSource(rawURL string, o HTTPOptions) (*HTTPSource, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
+		pem, err := readOwn(o.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("--ca-file: %w", err)
 		}
@@ -169,18 +168,26 @@ func (s *HTTPSource) Run(ctx context.Context, out chan<- Snapshot) {
 		if notModified {
 			snap = s.lastOK // unchanged; sent again only to end an error
 		}
-		wait := s.jitter(s.opts.Interval)
 		if snap.Err != nil {
 			failures++
-			wait = s.jitter(backoff(s.opts.BackoffMin, s.opts.BackoffMax, failures))
 		} else {
 			failures = 0
 		}
+		wait := s.wait(failures)
 		if snap.Name != "" && s.last.changed(snap) && !send(ctx, out, snap) {
 			return
 		}
 		timer.Reset(wait)
 	}
+}
+
+// wait is how long to wait before the next poll after failures failures
+// in a row: the interval when all is well, the backoff otherwise, jittered.
+func (s *HTTPSource) wait(failures int) time.Duration {
+	if failures == 0 {
+		return s.jitter(s.opts.Interval)
+	}
+	return s.jitter(backoff(s.opts.BackoffMin, s.opts.BackoffMax, failures))
 }
 
 // backoff is min·2^(n-1), capped at max.

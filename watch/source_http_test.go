@@ -189,21 +189,8 @@ func TestHTTPSourceBackoff(t *testing.T) {
 	if !errors.As(s.Err, &fe) || fe.Reason != "status" || !strings.Contains(s.Err.Error(), "500") {
 		t.Fatalf("500: %v", s.Err)
 	}
-	time.Sleep(700 * time.Millisecond)
-	reqs := c.reqs()
-	// Without backoff, a 10ms interval would poll ~70 times; with 20ms
-	// doubling to 200ms (±20%): 20+40+80+160+200+200 = 700ms.
-	if n := len(reqs); n < 4 || n > 10 {
-		t.Errorf("%d requests in 700ms while failing; want the backoff's 5-8", n)
-	}
-	// The waits double: 20, 40, 80ms (±20%), so the third gap is well
-	// over twice the first even on a loaded machine.
-	if len(reqs) >= 4 {
-		first, third := reqs[1].at.Sub(reqs[0].at), reqs[3].at.Sub(reqs[2].at)
-		if third < 2*first {
-			t.Errorf("gaps %v then %v: no exponential backoff", first, third)
-		}
-	}
+	// The same error again is not sent again (the waits: TestHTTPSourceWaits).
+	waitFor(t, "two more failing polls", func() bool { return len(c.reqs()) >= 3 })
 	noSnap(t, snaps, 0, "the same error again")
 
 	// A timeout is an error of its own.
@@ -303,4 +290,21 @@ func selfSignedCA(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// The wait between polls, on its own: the interval when all is well, the
+// backoff doubling from BackoffMin to BackoffMax while polls fail, each
+// varied by the jitter.
+func TestHTTPSourceWaits(t *testing.T) {
+	s := newHTTP(t, "https://c.example.com/m.yaml", HTTPOptions{Interval: 10 * time.Millisecond,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Jitter: 0.2})
+	for failures, base := range map[int]time.Duration{0: 10, 1: 20, 2: 40, 3: 80, 4: 160, 5: 200, 9: 200} {
+		base *= time.Millisecond
+		lo, hi := base-base/5, base+base/5
+		for range 50 {
+			if w := s.wait(failures); w < lo || w > hi {
+				t.Fatalf("after %d failures: waits %v, want %v ±20%%", failures, w, base)
+			}
+		}
+	}
 }

@@ -98,6 +98,15 @@ func (l *Loop) publish() {
 	l.cfg.Notify("STATUS=" + line)
 }
 
+// busy runs f, the handling of one event, with the loop marked busy, so
+// that whatever f is stuck in (a sync, a read of the node's drop-ins or
+// managed files) turns /healthz and the watchdog off past MaxSyncTime.
+func (l *Loop) busy(f func()) {
+	l.setBusy(true)
+	defer l.setBusy(false)
+	f()
+}
+
 func (l *Loop) setBusy(busy bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -108,8 +117,8 @@ func (l *Loop) setBusy(busy bool) {
 	}
 }
 
-// alive reports whether the loop is waiting for events, or in a sync that
-// has not run past MaxSyncTime.
+// alive reports whether the loop is waiting for events, or handling one
+// for less than MaxSyncTime.
 func (l *Loop) alive() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -117,7 +126,7 @@ func (l *Loop) alive() bool {
 }
 
 // Health is for /healthz: alive, and the status line. It reports false
-// before the first sync attempt is over and while a sync is stuck; a
+// before the first sync attempt is over and while the loop is stuck; a
 // refused config is not unhealthy (the node is on its last good one), so a
 // liveness probe does not restart the pod over it.
 func (l *Loop) Health() (bool, string) {
@@ -128,7 +137,7 @@ func (l *Loop) Health() (bool, string) {
 		return false, "starting"
 	}
 	if !l.alive() {
-		return false, "stuck in a sync for more than " + l.cfg.MaxSyncTime.String() + "; " + line
+		return false, "stuck for more than " + l.cfg.MaxSyncTime.String() + " (in a sync, or reading its inputs); " + line
 	}
 	return true, line
 }

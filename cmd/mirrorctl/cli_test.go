@@ -391,3 +391,43 @@ func TestSyncLeavesStoppedEnginesAlone(t *testing.T) {
 		}
 	}
 }
+
+// Docker 29 with the containerd image store reads hosts.toml for every
+// registry under /etc/docker/certs.d. A directory there made by hand (a
+// CA, no hosts.toml) is not taken over either: with a hosts.toml, dockerd
+// would stop reading the user's *.crt files. The other registries are
+// written, and detect says which store it found.
+func TestDockerContainerdStoreForeignDirectoryIsAConflict(t *testing.T) {
+	h := newHost(t)
+	h.healthy = func(string) error { return nil }
+	dockerd := filepath.Join(h.root, "usr/sbin/dockerd")
+	if err := os.WriteFile(dockerd, []byte("#!/bin/sh\necho 'Docker version 29.8.0, build 1'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The demo's daemon.json names overlay2, which keeps the classic store.
+	daemon := filepath.Join(h.root, "etc/docker/daemon.json")
+	if err := os.WriteFile(daemon, []byte(`{"log-driver": "journald"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(h.root, "etc/docker/certs.d/ghcr.io/ca.crt")
+	if err := os.MkdirAll(filepath.Dir(ca), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, []byte("user CA\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := h.spec("https://nexus.example.internal:8443", "https://g.example.internal", "u")
+	if code, out, errOut := h.run("", "--config", spec, "detect"); code != 0 || !strings.Contains(out, "image store containerd") {
+		t.Fatalf("detect: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := h.run("", "--config", spec, "sync")
+	if code != exitConflict || !strings.Contains(out, "/etc/docker/certs.d/ghcr.io holds ca.crt, which mirrorctl did not write") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(h.root, "etc/docker/certs.d/ghcr.io/hosts.toml")); !os.IsNotExist(err) {
+		t.Errorf("hosts.toml written into the user's directory (err=%v)", err)
+	}
+	if got := h.read("/etc/docker/certs.d/docker.io/hosts.toml"); !strings.Contains(got, `[host."https://nexus.example.internal:8443/v2"]`) {
+		t.Errorf("docker.io hosts.toml:\n%s", got)
+	}
+}

@@ -31,7 +31,7 @@ func cloudInit(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 // parsedUserData is the #cloud-config as cloud-init reads it, decoded
 // strictly: a key the generator should not write fails the test (cloud-init
-// schema accepts unknown top-level keys, docs/REAL-ENGINES.md §8).
+// schema accepts unknown top-level keys: docs/delivery.md#cloud-init-schema-checks).
 type parsedUserData struct {
 	WriteFiles []writeFile `yaml:"write_files"`
 	Bootcmd    [][]string  `yaml:"bootcmd"`

@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mirrorctl/mirrorctl/hostfs"
+	"github.com/mirrorctl/mirrorctl/internal/hosttest"
 	"github.com/mirrorctl/mirrorctl/state"
 )
 
@@ -32,15 +33,19 @@ import (
 const crashChildEnv = "MIRRORCTL_TEST_RUN_AS_MIRRORCTL"
 
 // TestMain is mirrorctl itself when crashChildEnv is set (with the
-// arguments after "--"), so the crash test can kill a real process without
-// a separate build; otherwise it runs the tests.
+// arguments after "--"), so the crash and signal tests can kill or stop a
+// real process without a separate build; otherwise it runs the tests.
 func TestMain(m *testing.M) {
+	hosttest.ServeIfDaemon()
+	if home := os.Getenv(attackerEnv); home != "" {
+		os.Exit(attack(home, os.Args[1:]))
+	}
 	if os.Getenv(crashChildEnv) == "1" {
 		args := os.Args
 		if i := slices.Index(args, "--"); i >= 0 {
 			args = args[i+1:]
 		}
-		os.Exit(run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr))
+		os.Exit(childMain(args))
 	}
 	os.Exit(m.Run())
 }
@@ -203,7 +208,8 @@ func ignoredInTree(rel string) bool {
 // ownership is state.json as the crash test compares it: what mirrorctl
 // owns and owes. The record of the last sync holds times and backup ids,
 // and whether mirrorctl created a file it finds holding its bytes after a
-// kill cannot be known: neither is compared.
+// kill cannot be known, nor when an activation became owed: none is
+// compared.
 func ownership(data string) string {
 	var st struct {
 		Version int                       `json:"version"`
@@ -215,6 +221,9 @@ func ownership(data string) string {
 	}
 	for _, f := range st.Files {
 		delete(f, "created")
+	}
+	for _, a := range st.Pending {
+		delete(a, "since")
 	}
 	b, _ := json.MarshalIndent(st, "", "  ")
 	return string(b)

@@ -67,7 +67,7 @@ func fullDiskSpec(h *host) string {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.write("certs/bundle.crt", strings.Repeat(string(ca), 30)) // ~11 KiB: three pages
+	h.write("certs/bundle.crt", strings.Repeat(string(ca), 30)) // ~16 KiB: four pages
 	return h.write("full-disk.yaml", `mirrors:
   docker.io:
     endpoint: ["https://nexus.example.internal:8443"]

@@ -10,8 +10,15 @@ import (
 )
 
 func main() {
+	os.Exit(mainWith(&globalFlags{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
+}
+
+// mainWith is main without the exit: SIGINT and SIGTERM cancel the
+// command's context, and every long step (the lock wait, health checks,
+// systemd calls, watch's loop) ends on it. Tests run it in a child process
+// with g's test hooks set.
+func mainWith(g *globalFlags, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	defer stop()
+	return runWith(ctx, g, args)
 }

@@ -5,10 +5,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mirrorctl/mirrorctl/hostexec"
+	"github.com/mirrorctl/mirrorctl/apply"
 	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/spec"
-	"github.com/mirrorctl/mirrorctl/state"
 )
 
 type planFlags struct {
@@ -50,19 +49,19 @@ func buildPlan(ctx context.Context, g *globalFlags) (*plan.Plan, error) {
 // planFor builds the plan for s as sync would, writing nothing (engine
 // versions come from the cache, or from the binaries without being saved).
 func planFor(ctx context.Context, g *globalFlags, s *spec.Spec) (*plan.Plan, error) {
-	log, err := g.logger()
+	o, err := g.applyOptions("mirrorctl plan", "plan")
 	if err != nil {
 		return nil, err
 	}
-	st, err := state.Open(g.host).Load()
+	st, err := o.Store.Load()
 	if err != nil {
 		return nil, err
 	}
-	p, err := plan.Build(ctx, s, plan.Options{Root: g.host, Only: g.engines, State: st, Version: hostexec.New(g.host).Version, Log: log})
+	p, err := apply.Plan(ctx, s, st, o)
 	if err != nil {
 		return nil, err
 	}
-	log.Debug("detect: " + detectLine(p))
+	o.Log.Debug("detect: " + detectLine(p))
 	return p, nil
 }
 

@@ -205,6 +205,7 @@ Docker (daemon.json, certs.d, config.json), k3s/RKE2 (registries.yaml) and crict
 		newBackupsCmd(g),
 		newRollbackCmd(g),
 		newStatusCmd(g),
+		newDoctorCmd(g),
 		newVersionCmd(g),
 		newCloudInitCmd(g),
 	)

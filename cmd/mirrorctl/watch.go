@@ -61,8 +61,9 @@ are restored, at most --max-fights times per --fight-window. With
 hosts.toml (a live change) until they answer again.
 
 systemd: Type=notify (READY=1 after the first sync, WATCHDOG=1 when
-WatchdogSec= is set, STATUS=); SIGHUP re-syncs now; SIGTERM lets the current
-sync finish and exits 0.
+WatchdogSec= is set and the loop is not stuck, STATUS=); SIGHUP re-syncs now;
+SIGTERM interrupts the current sync as it interrupts mirrorctl sync (files being
+written are put back, owed reloads stay recorded) and exits 0.
 
 ` + exitCodesHelp,
 		Args: cobra.NoArgs,

@@ -2,7 +2,9 @@
 # containerd on the sandboxed host: started by hand (there is no systemd on the CI host)
 # from /usr/bin/containerd with its default config /etc/containerd/config.toml, socket
 # /run/containerd/containerd.sock, root /var/lib/containerd. use_containerd picks 1.6
-# (Debian) or the built 2.x for those paths.
+# (Debian) or a built 1.7 / 2.x for those paths. Functions that differ by version take the
+# label (1.6, 1.7, 2.0 … 2.4): 1.x has the v2 config schema and one CRI plugin, 2.x the v3
+# schema and the separate io.containerd.cri.v1.images plugin that owns the registry config.
 
 CTRD_SOCK=/run/containerd/containerd.sock
 CTRD_PID=
@@ -40,7 +42,7 @@ ctrd_restart() { ctrd_stop; ctrd_start; }
 # a conflicting config leaves containerd running with CRI disabled).
 ctrd_plugins_ok() {
   local ids=(io.containerd.grpc.v1.cri) id st out rc=0
-  [ "$CTRD_LABEL" = 1.6 ] || ids+=(io.containerd.cri.v1.images)
+  [[ $CTRD_LABEL == 1.* ]] || ids+=(io.containerd.cri.v1.images)
   out=$(ctr_ plugins ls 2>&1) || { echo "$out"; return 1; }
   for id in "${ids[@]}"; do
     st=$(awk -v id="$id" '$1 "." $2 == id { print $NF }' <<<"$out")
@@ -78,7 +80,7 @@ cri_pull_direct() {
 # cri_pull_fails REF: the pull must fail (used before any mirror is configured).
 cri_pull_fails() {
   local out
-  if out=$(cri pull "$1" 2>&1); then echo "pull succeeded without a mirror: $out"; return 1; fi
+  if out=$("${CRI_CMD:-cri}" pull "$1" 2>&1); then echo "pull succeeded without a mirror: $out"; return 1; fi
   echo "$out" | tail -n 1
 }
 
@@ -106,10 +108,10 @@ dump_diff_only_registry() {
 toml_string() { jq -Rn --arg v "$1" '$v'; }
 basic_b64() { printf '%s:%s' "$1" "$2" | base64 -w0; }
 
-# containerd_baseline_config VERSION: a hand-made node config with settings of its own,
-# in the schema a node of that version typically has (v2 for 1.6, v3 for 2.x).
+# containerd_baseline_config LABEL: a hand-made node config with settings of its own,
+# in the schema a node of that version typically has (v2 for 1.x, v3 for 2.x).
 containerd_baseline_config() {
-  if [ "$1" = 1.6 ]; then
+  if [[ $1 == 1.* ]]; then
     cat <<'EOF'
 version = 2
 # hand-made node config: every setting outside the registry must survive a sync
@@ -132,7 +134,10 @@ oom_score = -999
     path = "/var/lib/containerd/opt"
 EOF
   else
-    cat <<'EOF'
+    # 2.0 has only cni.bin_dir; 2.1 added bin_dirs (and deprecated bin_dir)
+    local bindirs='bin_dirs = ["/usr/lib/cni"]'
+    [ "$1" = 2.0 ] && bindirs='bin_dir = "/usr/lib/cni"'
+    cat <<EOF
 version = 3
 # hand-made node config: every setting outside the registry must survive a sync
 oom_score = -999
@@ -147,7 +152,7 @@ oom_score = -999
       sandbox = "127.0.0.1:5001/library/test:latest"
   [plugins."io.containerd.cri.v1.runtime"]
     [plugins."io.containerd.cri.v1.runtime".cni]
-      bin_dirs = ["/usr/lib/cni"]
+      $bindirs
       conf_dir = "/etc/cni/net.d"
   [plugins."io.containerd.grpc.v1.cri"]
     stream_server_address = "127.0.0.1"
@@ -184,11 +189,11 @@ EOF
 
 # The files mirrorctl is expected to produce, written by hand (the harness's own proof
 # that registry, image and engine work, independent of mirrorctl).
-# handmade_containerd VERSION CREDS(config|header)
+# handmade_containerd LABEL CREDS(config|header)
 handmade_containerd() {
   local version=$1 creds=$2 table up server dir
   table='plugins."io.containerd.grpc.v1.cri".registry'
-  [ "$version" = 1.6 ] || table='plugins."io.containerd.cri.v1.images".registry'
+  [[ $version == 1.* ]] || table='plugins."io.containerd.cri.v1.images".registry'
   {
     containerd_baseline_config "$version"
     printf '\n  [%s]\n    config_path = "/etc/containerd/certs.d"\n' "$table"

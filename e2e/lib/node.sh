@@ -75,8 +75,21 @@ node_journal() {
   node_sh journalctl --no-pager -o short-monotonic "${units[@]}" >"$NODE_DIR/journal.log" 2>&1
 }
 
-# node_boot LABEL [extra systemd-nspawn args...]
+# node_boot LABEL [extra systemd-nspawn args...]: node_boot_once, and once more if the only
+# trouble was units that systemd could not put into their cgroup (status=219/CGROUP: seen on
+# a cgroup v1 host when another nspawn node, of another e2e run on the same machine, boots at
+# the same time). Any other failure to boot is reported as it is.
 node_boot() {
+  node_boot_once "$@" && return 0
+  local label=$1
+  grep -q 'status=219/CGROUP' "$E2E_WORK/node/$label/nspawn.log" 2>/dev/null || return 1
+  echo "node $label: units failed with status=219/CGROUP (another nspawn on this machine?): booting it once more"
+  node_shutdown
+  mv "$E2E_WORK/node/$label/nspawn.log" "$E2E_WORK/node/$label/nspawn-1.log"
+  node_boot_once "$@"
+}
+
+node_boot_once() {
   local label=$1; shift
   NODE_DIR=$E2E_WORK/node/$label
   if [ -z "${NODE_ROOTFS:-}" ] || [ ! -f "$NODE_ROOTFS/.mirrorctl-e2e-rootfs" ]; then

@@ -60,20 +60,48 @@ sc_node_sync() {
 # /etc/mirrorctl/config.yaml) and activates through the node's systemd on its system bus.
 # The node's /etc/containerd is seeded by the harness (lib/node.sh: etc-containerd/).
 
-# The node's config.toml before mirrorctl: Debian's (version 2), plus an imports line.
+# The node's config.toml before mirrorctl: Debian's (version 2), plus an imports line and
+# comments a platform team would write (mirrorctl must keep every one of them).
 na_config_toml() {
   cat <<'EOF'
+# containerd configuration for this node; managed by the platform team.
 version = 2
-imports = ["/etc/containerd/conf.d/*.toml"]
+imports = ["/etc/containerd/conf.d/*.toml"] # drop-ins from the image build
 
 [plugins]
+  # CRI: networking comes from the distribution's CNI plugins.
   [plugins."io.containerd.grpc.v1.cri"]
     [plugins."io.containerd.grpc.v1.cri".cni]
-      bin_dir = "/usr/lib/cni"
+      bin_dir = "/usr/lib/cni" # Debian's path
       conf_dir = "/etc/cni/net.d"
   [plugins."io.containerd.internal.v1.opt"]
     path = "/var/lib/containerd/opt"
 EOF
+}
+
+# na_comments_kept: every comment of the node's own config.toml is still in it.
+na_comments_kept() {
+  local f=$NODE_DIR/etc-containerd/config.toml missing=0 c
+  while IFS= read -r c; do
+    grep -qF -- "$c" "$f" || { echo "comment lost: $c"; missing=1; }
+  done < <(na_config_toml | grep -o '#.*')
+  echo "$(na_config_toml | grep -c '#') comments checked"
+  return $missing
+}
+
+# na_dump_without_registry: `containerd config dump` in the node without the CRI registry
+# tables and the config_path key (what mirrorctl manages): the rest must not change.
+na_dump_without_registry() {
+  node_sh containerd config dump | awk '
+    /^[[:space:]]*\[/ { skip = ($0 ~ /\.registry([."\]]|$)/) }
+    !skip && $0 !~ /config_path/'
+}
+
+# na_dump_same: the dump without the registry settings is as before mirrorctl.
+na_dump_same() {
+  na_dump_without_registry >"$NA_D/dump-now.txt" || return 1
+  echo "$(wc -l <"$NA_D/dump-base.txt") lines compared"
+  diff -u "$NA_D/dump-base.txt" "$NA_D/dump-now.txt"
 }
 
 # An imported drop-in from the 1.x era: registry.mirrors for docker.io and an upstream the
@@ -111,6 +139,33 @@ engines:
 EOF
 }
 
+# na_central yes|no: watch's central config: spec A's registries and, with yes, a CA for
+# ca.example.invalid:5000 (a configs: entry alone, with TLS).
+na_central() {
+  cat <<EOF
+mirrors:
+  registry.example.invalid:
+    endpoint: ["http://$REG_AUTH"]
+  docker.io:
+    endpoint: ["http://$REG_OPEN"]
+configs:
+  "$REG_AUTH":
+    auth:
+      username: $REG_USER
+      password_file: /etc/mirrorctl/registry-password
+EOF
+  if [ "$1" = yes ]; then
+    printf '  "ca.example.invalid:5000":\n    tls:\n      ca_file: /etc/mirrorctl/central-ca.pem\n'
+  fi
+  cat <<EOF
+engines:
+  containerd: {enabled: true, credentials: config}
+  docker: {enabled: true}
+  k3s: {enabled: false}
+  crictl: {enabled: false}
+EOF
+}
+
 # na_seed LABEL: the node's /etc/containerd (config.toml importing conf.d/*.toml, an empty
 # conf.d) and /etc/mirrorctl (the password file), before node_boot.
 na_seed() {
@@ -132,7 +187,8 @@ na_boot() {
     node_shutdown; return 1
   fi
   cat "$out" >>"$SCEN_LOG"
-  pass "node boots to 'running' ($what, $(grep -o "after [0-9.]*s" "$out"))"
+  grep -q 'booting it once more' "$out" && info "the node's first boot had units fail with status=219/CGROUP; booted it once more"
+  pass "node boots to 'running' ($what, $(grep -o "after [0-9.]*s" "$out" | tail -n 1))"
   SCEN_LOGS=("$NODE_DIR/journal.log")
   SCEN_FILES=("$NODE_DIR/etc-containerd" "$NODE_DIR/etc-docker/daemon.json" "$NODE_DIR/etc-mirrorctl/config.yaml")
   NA_SPEC=$NODE_DIR/etc-mirrorctl/config.yaml
@@ -309,7 +365,8 @@ na_part() { CURRENT_SCENARIO=node/$1; say "   -- node/$1: $2"; }
 # restart containerd again and exit 4 saying what failed; then CRI is ok, the legacy
 # mirrors serve as before and every file is byte-identical to before.
 sc_node_unhealthy() {
-  local c2=$TOOLDIR_containerd b
+  local c2 b
+  c2=$(ctrd_dir "$CONTAINERD2_VERSION")
   na_seed unhealthy || { fail "seed the node's /etc/containerd"; return; }
   na_legacy_toml >"$(node_dir unhealthy)/etc-containerd/conf.d/10-legacy.toml"
   local binds=()
@@ -357,7 +414,9 @@ sc_node_unhealthy() {
     na_pull "$REG_LOG_OPEN" legacy.example.invalid "legacy.example.invalid/$IMAGE_REPO:$IMAGE_TAG"
   na_run backups --output json backups
   check "mirrorctl backups lists the failed sync's set" \
-    bash -c "cat '$NA_D/backups.out'; jq -e 'length == 1 and .[0].reason == \"sync\"' '$NA_D/backups.out'"
+    bash -c "cat '$NA_D/backups.out'; jq -e '[.[] | select(.id != \"baseline\")] | length == 1 and .[0].reason == \"sync\" and .[0].failed' '$NA_D/backups.out'"
+  check "and the baseline, the files as they were before mirrorctl" \
+    jq -e '[.[] | select(.id == "baseline")] | length == 1' "$NA_D/backups.out"
   NA_DOCKER=true
   node_shutdown
 }
@@ -389,6 +448,7 @@ sc_node_activation() {
   check "containerd answers on its socket" node_wait_socket
   node_journal_wait containerd.service Started 1
   na_snap base   # the node's own files, before mirrorctl
+  na_dump_without_registry >"$NA_D/dump-base.txt"
   na_spec "http://$REG_AUTH" "http://$REG_OPEN" true config >"$NA_D/spec-A.yaml"
   na_spec "http://$REG_OPEN http://$REG_AUTH" "http://$REG_OPEN" true config >"$NA_D/spec-B.yaml"
   na_spec "http://$REG_AUTH" "http://$REG_AUTH" true config >"$NA_D/spec-C.yaml"
@@ -415,6 +475,8 @@ sc_node_activation() {
   check "docker pull $IMAGE_REPO:$IMAGE_TAG inside the node served by the mirror" na_docker_pull_open
   na_run plan-A plan --exit-code
   check "mirrorctl plan --exit-code: nothing pending" na_exit plan-A 0
+  check "config.toml keeps every comment the node had (edited in place)" na_comments_kept
+  check "containerd config dump differs from the node's own only in the registry settings" na_dump_same
   na_snap A
   local set_A; set_A=$(na_json sync-A | jq -r .backup)
 
@@ -452,7 +514,7 @@ sc_node_activation() {
     na_pull "$REG_LOG_AUTH" registry.example.invalid "registry.example.invalid/$IMAGE_REPO:$IMAGE_TAG"
   na_run backups-e --output json backups
   check "mirrorctl backups lists the sets, newest first: the rollback's own, B's, A's" \
-    bash -c "cat '$NA_D/backups-e.out'; jq -e '[.[].reason] == [\"rollback to $set_B\", \"sync\", \"sync\"] and .[1].id == \"$set_B\" and .[2].id == \"$set_A\"' '$NA_D/backups-e.out'"
+    bash -c "cat '$NA_D/backups-e.out'; jq -e '[.[] | select(.id != \"baseline\")] | [.[].reason] == [\"rollback to $set_B\", \"sync\", \"sync\"] and .[1].id == \"$set_B\" and .[2].id == \"$set_A\"' '$NA_D/backups-e.out'"
 
   # ---------------------------------------------------------------- (c) reload
   na_part reload "(c) a daemon.json change reloads dockerd"
@@ -552,5 +614,43 @@ sc_node_activation() {
   info "sync at the start limit: exit $(cat "$NA_D/sync-limit.rc"); containerd $(node_prop containerd.service ActiveState), result $(node_prop containerd.service Result), MainPID $cpid0 -> $(node_prop containerd.service MainPID); $(grep -c 'start limit hit' "$NA_D/sync-limit.err") 'start limit hit' log line(s)"
   check "sync at the start limit succeeds and containerd runs with the new config.toml" \
     na_limit_outcome
+
+  # ---------------------------------------------------------------- watch drops a CA
+  na_part watch "watch removes a dropped registry's CA from containerd's and Docker's certs.d, restarting nothing"
+  rm -f "$NODE_DIR/dropins/containerd.service.d/60-e2e-start-limit.conf"
+  node_sh systemctl daemon-reload; node_sh systemctl reset-failed containerd.service >/dev/null 2>&1
+  mkdir -p "$NODE_DIR/etc-mirrorctl/central"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null -subj /CN=e2e-central-ca \
+    -days 2 -out "$NODE_DIR/etc-mirrorctl/central-ca.pem" >>"$SCEN_LOG" 2>&1
+  na_central yes >"$NODE_DIR/etc-mirrorctl/central/config.yaml"
+  local ca_c=/etc/containerd/certs.d/ca.example.invalid:5000 ca_d=/etc/docker/certs.d/ca.example.invalid:5000
+  # Type=notify: systemd-run returns once watch's first sync is done (READY=1).
+  check "mirrorctl watch started in the node (a transient unit, Type=notify)" \
+    node_sh systemd-run --unit=mirrorctl-watch-e2e --property=Type=notify --property=NotifyAccess=main \
+    --property=TimeoutStartSec=120 /usr/local/bin/mirrorctl watch --source /etc/mirrorctl/central/config.yaml --resync-interval 0
+  check "the central config's CA is in containerd's and Docker's certs.d" \
+    node_sh test -f "$ca_c/ca.crt" -a -f "$ca_d/ca.crt"
+  na_state; cpid0=$NA_CPID dpid0=$NA_DPID cstarts0=$NA_CSTARTS dreloads0=$NA_DRELOADS
+  na_central no >"$NODE_DIR/etc-mirrorctl/central/config.yaml.new" &&
+    mv "$NODE_DIR/etc-mirrorctl/central/config.yaml.new" "$NODE_DIR/etc-mirrorctl/central/config.yaml"
+  check "the dropped CA leaves both certs.d (watch, no sync by hand)" \
+    wait_until 60 node_sh bash -c "! test -e '$ca_c' && ! test -e '$ca_d/ca.crt'"
+  check "state.json no longer lists them" \
+    bash -c "jq -e '[.files | keys[] | select(contains(\"ca.example.invalid\"))] == []' /proc/$NODE_PID1/root/var/lib/mirrorctl/state.json"
+  na_state
+  check "nothing restarted or reloaded (MainPIDs, journal)" \
+    na_eq "MainPIDs/starts/reloads" "$cpid0/$dpid0/$cstarts0/$dreloads0" "$NA_CPID/$NA_DPID/$NA_CSTARTS/$NA_DRELOADS"
+  check "mirrorctl watch stops on SIGTERM" node_sh systemctl stop mirrorctl-watch-e2e
+
+  # ---------------------------------------------------------------- rollback --baseline
+  na_part baseline "rollback --baseline puts every engine file back as it was before mirrorctl"
+  na_run baseline --output json --health-timeout 60s rollback --baseline
+  check "mirrorctl rollback --baseline" na_exit baseline 0
+  check "config.toml, conf.d and daemon.json byte-identical to the node's own, no hosts.toml left" na_same base
+  check "containerd.service is active" node_wait_active containerd.service
+  check "CRI plugin ok" node_plugins_ok
+  check "CRI uses no config_path again (crictl info)" na_config_path_is ""
+  check "docker.service is active" node_wait_active docker.service
+  check "docker info: no registry mirror" na_docker_mirrors_are '[]'
   node_shutdown
 }

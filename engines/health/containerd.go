@@ -1,8 +1,9 @@
 // Package health asks a container engine, on its own socket, whether it
 // works after mirrorctl changed its files. A running process proves nothing:
 // containerd with `mirrors` next to `config_path` runs on with its CRI
-// plugin disabled (ENGINES.md G.1), so the checks look at what the engine
-// itself reports.
+// plugin disabled
+// (docs/engines/containerd.md#the-cri-plugin-fails-while-the-process-runs),
+// so the checks look at what the engine itself reports.
 package health
 
 import (

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/mirrorctl/mirrorctl/hostfs"
 )
 
 // CopyTree copies the directory from to to, keeping file modes.
@@ -78,4 +80,15 @@ func Read(t testing.TB, root, hostPath string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// Root opens dir through hostfs for the test's duration.
+func Root(t testing.TB, dir string) *hostfs.Root {
+	t.Helper()
+	r, err := hostfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }

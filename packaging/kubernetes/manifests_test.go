@@ -239,7 +239,7 @@ func TestHostMounts(t *testing.T) {
 		w = append(w, p)
 	}
 	slices.Sort(w)
-	if want := []string{"/etc/containerd", "/etc/docker", "/etc/rancher", "/var/lib/mirrorctl"}; !slices.Equal(w, want) {
+	if want := []string{"/etc/containerd", "/etc/containers", "/etc/crio", "/etc/docker", "/etc/rancher", "/var/lib/mirrorctl"}; !slices.Equal(w, want) {
 		t.Errorf("writable host paths %v, want exactly %v", w, want)
 	}
 	for _, p := range []string{"/", "/etc", "/var", "/var/lib", "/root", "/home"} {

@@ -4,6 +4,7 @@
 # container engine and runs no sync; mirrorctl.service (watch) is installed
 # disabled, and a running one keeps the previous binary until restarted.
 if [ -d /run/systemd/system ]; then
+	systemd-tmpfiles --create mirrorctl.conf >/dev/null 2>&1 || :
 	systemctl daemon-reload >/dev/null 2>&1 || :
 fi
 if [ "$1" -eq 1 ]; then

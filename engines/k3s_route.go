@@ -1,0 +1,102 @@
+package engines
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io/fs"
+
+	"github.com/mirrorctl/mirrorctl/spec"
+)
+
+// What k3s and RKE2 do: they turn registries.yaml into hosts.toml for their
+// embedded containerd with the rules of endpoints.go (k3s's own), and put
+// its credentials into the CRI config, which containerd also sends to a
+// token realm. Only the file counts: k3s reads it at start.
+
+const k3sClient = "CRI of k3s/RKE2's containerd (kubelet, k3s crictl)"
+
+// Routes: see the file comment.
+func (e k3sEngine) Routes(_ context.Context, img Image, h Host, d Detection, s *spec.Spec) (Routing, error) {
+	if s == nil {
+		s = &spec.Spec{}
+	}
+	out := Routing{Engine: e.Name(), Client: k3sClient, Image: img}
+	file := cmp.Or(d.Config, "/etc/rancher/k3s/registries.yaml")
+	data, ok, err := readOptional(h.FS, file)
+	if err != nil {
+		return out, err
+	}
+	up := Route{URL: upstreamURL(img.Registry), Capabilities: []string{"pull", "resolve", "push"}}
+	if !ok {
+		out.Routes = []Route{up}
+		out.Findings = append(out.Findings, finding(Fail, "no_registries_yaml", "mirrorctl sync writes it; then restart k3s",
+			"%s does not exist: k3s contacts %s itself", file, img.Registry))
+		return out, nil
+	}
+	reg, err := spec.Parse(file, data, spec.Options{ReadFile: func(name string) ([]byte, error) {
+		return fs.ReadFile(h.FS, FSPath(name))
+	}})
+	if err != nil {
+		out.Routes = []Route{up}
+		out.Findings = append(out.Findings, finding(Fail, "registries_yaml_invalid", "fix the file (mirrorctl sync rewrites it)",
+			"%s cannot be read as k3s reads it: %v", file, err))
+		return out, nil
+	}
+	hosts, _ := buildRegistryHosts(hostInputs{mirrors: reg.Mirrors, configs: reg.Configs})
+	rh := hosts[registryDir(img.Registry)]
+	if rh == nil {
+		rh = hosts[wildcardDir]
+	}
+	if rh == nil {
+		out.Routes = []Route{up}
+		return out, nil
+	}
+	for _, ep := range rh.hosts {
+		out.Routes = append(out.Routes, k3sRoute(ep, img, s, file))
+	}
+	if rh.server != nil && rh.server.url != nil {
+		r := k3sRoute(*rh.server, img, s, file)
+		if r.URL == up.URL {
+			r.Capabilities = up.Capabilities
+		}
+		out.Routes = append(out.Routes, r)
+	} else {
+		out.Routes = append(out.Routes, up)
+	}
+	if rh.mirror != nil && len(rh.mirror.Rewrites) > 0 {
+		out.Findings = append(out.Findings, finding(Info, "rewrites", "",
+			"%s rewrites repository names for %s: the mirror sees the rewritten name, not %s", file, rh.registry, img.Repository))
+	}
+	return out, nil
+}
+
+func k3sRoute(ep hostEndpoint, img Image, s *spec.Spec, file string) Route {
+	r := Route{URL: ep.url.String(), Capabilities: []string{"pull", "resolve"}}
+	if isProxy(ep.url.Host, img.Registry) {
+		r.Mirror, r.Namespace = true, img.Registry
+	} else {
+		r.Capabilities = []string{"pull", "resolve", "push"}
+	}
+	if a := ep.auth(); a != nil {
+		key := ""
+		if c := s.Configs[ep.credsKey]; c != nil && c.Auth != nil && c.Auth.Basic().Reveal() == a.Basic().Reveal() {
+			key = ep.credsKey
+		}
+		name := specAuthName(ep.credsKey)
+		if key == "" {
+			name = fmt.Sprintf("%s configs.%q (not the spec's)", file, ep.credsKey)
+		}
+		r.Auth = &RouteAuth{Name: name, Key: key, Via: "registries.yaml configs", Token: true}
+	}
+	if t := ep.creds; t != nil && t.TLS != nil {
+		r.TLS = &RouteTLS{SkipVerify: t.TLS.InsecureSkipVerify}
+		if t.TLS.CAFile != "" {
+			r.TLS.CA = []string{t.TLS.CAFile}
+		}
+		if t.TLS.CertFile != "" {
+			r.TLS.Client = []string{t.TLS.CertFile}
+		}
+	}
+	return r
+}
