@@ -167,7 +167,8 @@ func Plan(ctx context.Context, s *spec.Spec, st *state.State, o Options) (*plan.
 // lock). It writes only when a binary was asked, because it is new since
 // the last run (an upgrade): a node with nothing to do and nothing new gets
 // nothing written, and one whose engine was upgraded writes the answer once
-// instead of asking the binary again on every run.
+// instead of asking the binary again on every run. A sync that changes
+// nothing saves it only on a node where mirrorctl manages files.
 func (o Options) saveVersions() {
 	if o.Versions == nil {
 		return
@@ -216,7 +217,11 @@ func run(ctx context.Context, p *plan.Plan, st *state.State, o Options, r runOpt
 				res.Pending = append(res.Pending, due)
 			}
 		}
-		o.saveVersions()
+		if len(next.Files) > 0 {
+			// A node mirrorctl manages files on keeps what an upgraded
+			// engine answered; a node it never touched gets nothing.
+			o.saveVersions()
+		}
 		if !o.Store.Changed(next) {
 			return res, nil
 		}
