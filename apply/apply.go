@@ -163,9 +163,12 @@ func Plan(ctx context.Context, s *spec.Spec, st *state.State, o Options) (*plan.
 	return p, nil
 }
 
-// saveVersions keeps the engine versions asked for the next run. It runs
-// only with a run that writes anyway (under the lock): a node with nothing
-// to do gets nothing written, not even this cache.
+// saveVersions keeps the engine versions asked for the next run (under the
+// lock). It writes only when a binary was asked, because it is new since
+// the last run (an upgrade): a node with nothing to do and nothing new gets
+// nothing written, and one whose engine was upgraded writes the answer once
+// instead of asking the binary again on every run. A sync that changes
+// nothing saves it only on a node where mirrorctl manages files.
 func (o Options) saveVersions() {
 	if o.Versions == nil {
 		return
@@ -214,10 +217,14 @@ func run(ctx context.Context, p *plan.Plan, st *state.State, o Options, r runOpt
 				res.Pending = append(res.Pending, due)
 			}
 		}
+		if len(next.Files) > 0 {
+			// A node mirrorctl manages files on keeps what an upgraded
+			// engine answered; a node it never touched gets nothing.
+			o.saveVersions()
+		}
 		if !o.Store.Changed(next) {
 			return res, nil
 		}
-		o.saveVersions()
 		return res, o.Store.Save(next)
 	}
 	o.saveVersions()

@@ -10,6 +10,12 @@ import (
 // plans, diffs, logs and error messages all pass through one.
 type Redactor struct {
 	values []string // longest first, so a secret containing another is masked whole
+	// heads holds the first three bytes of every value: text in which no
+	// three bytes in a row are one of them holds no secret, and is passed
+	// through without a search for each (a spec with a thousand mirrors has
+	// thousands of secret forms, and each log line would be searched for
+	// every one).
+	heads map[[3]byte]struct{}
 }
 
 // NewRedactor returns a Redactor for the given secret values. Values shorter
@@ -17,13 +23,14 @@ type Redactor struct {
 // such a password is not worth hiding from a diff.
 func NewRedactor(values ...string) *Redactor {
 	seen := map[string]bool{}
-	r := &Redactor{}
+	r := &Redactor{heads: map[[3]byte]struct{}{}}
 	for _, v := range values {
 		if len(v) < 3 || seen[v] {
 			continue
 		}
 		seen[v] = true
 		r.values = append(r.values, v)
+		r.heads[[3]byte{v[0], v[1], v[2]}] = struct{}{}
 	}
 	sort.SliceStable(r.values, func(i, j int) bool { return len(r.values[i]) > len(r.values[j]) })
 	return r
@@ -31,13 +38,27 @@ func NewRedactor(values ...string) *Redactor {
 
 // String masks every known secret value in s.
 func (r *Redactor) String(s string) string {
-	if r == nil {
+	if r == nil || !r.mayHold(s) {
 		return s
 	}
 	for _, v := range r.values {
 		s = strings.ReplaceAll(s, v, Redacted)
 	}
 	return s
+}
+
+// mayHold reports whether s has the first three bytes of a secret
+// anywhere: when it has not, it holds none.
+func (r *Redactor) mayHold(s string) bool {
+	if len(r.values) == 0 {
+		return false
+	}
+	for i := 0; i+3 <= len(s); i++ {
+		if _, ok := r.heads[[3]byte{s[i], s[i+1], s[i+2]}]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // credentialLine matches a line that assigns a credential in the formats the

@@ -69,3 +69,39 @@ func TestSecretNoVerbPrints(t *testing.T) {
 		}
 	}
 }
+
+// The shortcut for text holding no secret gives what replacing every
+// value in turn gives, on text made of pieces of the secrets themselves.
+func TestRedactorStringAsEveryReplacement(t *testing.T) {
+	values := []string{"pässwörd", "user:pässwörd", "dXNlcjpw", "abc", "bcd", "s3cret-1", "s3cret-10", "xyz"}
+	r := NewRedactor(values...)
+	reference := func(s string) string {
+		for _, v := range r.values {
+			s = strings.ReplaceAll(s, v, Redacted)
+		}
+		return s
+	}
+	pieces := []string{"", " ", "a", "b", "c", "d", "ab", "bc", "cd", "user:", "päss", "wörd", "s3cret-", "1", "0", "x", "yz", "dXNl", "cjpw", "\n", "<redacted>"}
+	seed := uint32(1)
+	next := func(n int) int {
+		seed = seed*1664525 + 1013904223
+		return int(seed>>8) % n
+	}
+	for i := 0; i < 20000; i++ {
+		var b strings.Builder
+		for j := next(12); j > 0; j-- {
+			if next(4) == 0 {
+				b.WriteString(values[next(len(values))])
+			} else {
+				b.WriteString(pieces[next(len(pieces))])
+			}
+		}
+		s := b.String()
+		if got, want := r.String(s), reference(s); got != want {
+			t.Fatalf("String(%q) = %q, want %q", s, got, want)
+		}
+	}
+	if s := "a warning about registry7.example.com, no secret in it"; r.String(s) != s {
+		t.Errorf("text without secrets changed: %q", r.String(s))
+	}
+}

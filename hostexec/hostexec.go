@@ -165,12 +165,18 @@ func run(ctx context.Context, bin string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-type boundedBuffer struct{ bytes.Buffer }
+// boundedBuffer keeps the first maxOutput bytes written to it and drops
+// the rest. It has only Write (no ReadFrom, as an embedded bytes.Buffer
+// would give it): os/exec copies a child's output with io.Copy, which
+// would use ReadFrom and read everything.
+type boundedBuffer struct{ buf bytes.Buffer }
 
 func (b *boundedBuffer) Write(p []byte) (int, error) {
-	if room := maxOutput - b.Len(); room < len(p) {
-		b.Buffer.Write(p[:max(room, 0)])
+	if room := maxOutput - b.buf.Len(); room < len(p) {
+		b.buf.Write(p[:max(room, 0)])
 		return len(p), nil
 	}
-	return b.Buffer.Write(p)
+	return b.buf.Write(p)
 }
+
+func (b *boundedBuffer) String() string { return b.buf.String() }

@@ -29,6 +29,13 @@
 //     chown'ed by descriptor, fsynced, renamed over the target, and the
 //     directory fsynced. Root never changes the owner or mode of a path it
 //     did not just create.
+//   - Cost. A walk is a few system calls per component, per operation. A
+//     view made by WithDirCache (one plan, one batch of writes) keeps the
+//     directories it entered open, but only those reached through root's
+//     own directories that nobody else may change: starting a later walk
+//     from one of them reaches what a full walk would, and every policy
+//     check above still runs on everything below (see WithDirCache for why
+//     a kept descriptor is safe).
 //
 // Paths given to this package are absolute host paths ("/etc/docker/daemon.json").
 package hostfs

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,8 +34,12 @@ func (r *Root) ReadFile(hostPath string, limit int64) ([]byte, error) {
 	}
 	var data []byte
 	err = r.as(t.actor, func() error {
+		var st unix.Stat_t
+		if err := t.lstat(&st); err != nil {
+			return err
+		}
 		var err error
-		data, err = readAt(t.dir, t.name, limit)
+		data, err = readAt(t.dir, t.name, limit, &st)
 		return err
 	})
 	if err != nil {
@@ -43,23 +48,57 @@ func (r *Root) ReadFile(hostPath string, limit int64) ([]byte, error) {
 	return data, nil
 }
 
-// readAt reads dir/name: looked at before it is opened, so that a device
-// is never opened at all, then opened non-blocking and without following a
-// link, and checked again through the descriptor.
-func readAt(dir int, name string, limit int64) ([]byte, error) {
-	var st unix.Stat_t
-	if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, err
+// ReadFileInfo is Stat and ReadFile in one resolution: what hostPath leads
+// to, and its content when it is a regular file of at most limit bytes.
+// When it exists but is not a regular file, the FileInfo comes with an
+// error wrapping ErrNotRegular; when it does not exist, the error wraps
+// fs.ErrNotExist. As Stat, it looks at what is in a location others may
+// change; as ReadFile, it reads nothing there (ErrUnsafe).
+func (r *Root) ReadFileInfo(hostPath string, limit int64) ([]byte, fs.FileInfo, error) {
+	t, err := r.resolve(hostPath, true, 0)
+	if err != nil {
+		return nil, nil, err
 	}
-	if err := regular(&st, limit); err != nil {
+	defer t.close()
+	var st unix.Stat_t
+	var data []byte
+	err = r.as(t.actor, func() error {
+		if err := t.lstat(&st); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG || t.actor.unsafe != "" {
+			return nil
+		}
+		var err error
+		data, err = readAt(t.dir, t.name, limit, &st)
+		return err
+	})
+	if err != nil {
+		return nil, nil, &fs.PathError{Op: "read", Path: hostPath, Err: err}
+	}
+	fi := &fileInfo{name: path.Base(hostPath), st: st}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return nil, fi, &fs.PathError{Op: "read", Path: hostPath, Err: fmt.Errorf("is %s, %w", typeName(st.Mode), ErrNotRegular)}
+	case t.actor.unsafe != "":
+		return nil, fi, &fs.PathError{Op: "read", Path: hostPath, Err: fmt.Errorf("%w (%s)", ErrUnsafe, t.actor.unsafe)}
+	}
+	return data, fi, nil
+}
+
+// readAt reads dir/name, which the caller looked at (st, an lstat) before
+// it is opened, so that a device is never opened at all; then it is opened
+// non-blocking and without following a link, and checked again through the
+// descriptor.
+func readAt(dir int, name string, limit int64, st *unix.Stat_t) ([]byte, error) {
+	if err := regular(st, limit); err != nil {
 		return nil, err
 	}
 	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), name)
-	defer f.Close()
+	defer unix.Close(fd)
 	var st2 unix.Stat_t
 	if err := unix.Fstat(fd, &st2); err != nil {
 		return nil, err
@@ -70,14 +109,35 @@ func readAt(dir int, name string, limit int64) ([]byte, error) {
 	if err := regular(&st2, limit); err != nil {
 		return nil, err
 	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
+	return readFD(fd, st2.Size, limit)
+}
+
+// readFD reads a regular file's descriptor to its end, size being what
+// fstat said: into a buffer of size+1 bytes, so that a file that did not
+// change is read with one read(2) (a short read of exactly size bytes is
+// the end), one that grew with as many as it takes, up to limit.
+func readFD(fd int, size, limit int64) ([]byte, error) {
+	buf := make([]byte, 0, min(size, limit)+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(cap(buf), int(limit+1)-len(buf)))
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		short := len(buf)+n < cap(buf)
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, fmt.Errorf("%w (%d bytes)", ErrTooLarge, limit)
+		}
+		if n == 0 || (short && int64(len(buf)) == size) {
+			return buf, nil
+		}
 	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w (%d bytes)", ErrTooLarge, limit)
-	}
-	return data, nil
 }
 
 // regular checks that st is a regular file of at most limit bytes.
@@ -122,7 +182,7 @@ func (r *Root) stat(op, hostPath string, follow bool) (fs.FileInfo, error) {
 	}
 	defer t.close()
 	var st unix.Stat_t
-	err = r.as(t.actor, func() error { return unix.Fstatat(t.dir, t.name, &st, unix.AT_SYMLINK_NOFOLLOW) })
+	err = r.as(t.actor, func() error { return t.lstat(&st) })
 	if err != nil {
 		return nil, &fs.PathError{Op: op, Path: hostPath, Err: err}
 	}

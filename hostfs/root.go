@@ -37,6 +37,9 @@ type Root struct {
 	// privileged is set when running as root: only then does the ownership
 	// policy apply (an unprivileged process cannot exceed its own rights).
 	privileged bool
+	uid        int // the effective uid
+	// cache, in a view made by WithDirCache, keeps trusted directories open.
+	cache *dirCache
 }
 
 // Open opens dir as a Root. Close releases it.
@@ -49,11 +52,19 @@ func Open(dir string) (*Root, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open root", Path: abs, Err: err}
 	}
-	return &Root{dir: abs, fd: fd, privileged: os.Geteuid() == 0}, nil
+	uid := os.Geteuid()
+	return &Root{dir: abs, fd: fd, privileged: uid == 0, uid: uid}, nil
 }
 
-// Close releases the root's descriptor.
-func (r *Root) Close() error { return unix.Close(r.fd) }
+// Close releases the root's descriptor; on a view (WithDirCache), only the
+// directories the view keeps.
+func (r *Root) Close() error {
+	if r.cache != nil {
+		r.cache.release()
+		return nil
+	}
+	return unix.Close(r.fd)
+}
 
 // Dir is the root directory as given to Open.
 func (r *Root) Dir() string { return r.dir }
@@ -80,13 +91,24 @@ type target struct {
 	name  string // the last component, "." for the root itself
 	real  string // the host path reached, after links
 	actor actor
+	// st is what the walk found at name (lstat), when found is set: the
+	// operation may use it instead of looking again when it runs as root
+	// (as a user it must look with the user's rights).
+	st    unix.Stat_t
+	found bool
 }
 
-func (t *target) close() {
-	if t.dir != t.r.fd {
-		unix.Close(t.dir)
+// lstat is name's lstat as the actor sees it: the walk's own look when the
+// actor is root, else a new one (in f's context: call it inside as).
+func (t *target) lstat(st *unix.Stat_t) error {
+	if t.found && t.actor.uid == 0 {
+		*st = t.st
+		return nil
 	}
+	return unix.Fstatat(t.dir, t.name, st, unix.AT_SYMLINK_NOFOLLOW)
 }
+
+func (t *target) close() { t.r.closeFD(t.dir) }
 
 // resolve walks hostPath inside the root. With follow, a symlink in the
 // last component is followed too. With mkdir non-zero, missing directories
@@ -95,7 +117,7 @@ func (r *Root) resolve(hostPath string, follow bool, mkdir fs.FileMode) (*target
 	if !path.IsAbs(hostPath) {
 		return nil, &fs.PathError{Op: "resolve", Path: hostPath, Err: errors.New("not an absolute path")}
 	}
-	w := &walker{r: r, fds: []int{r.fd}}
+	w := &walker{r: r, fds: []int{r.fd}, trusted: true}
 	t, err := w.walk(hostPath, follow, mkdir)
 	if err != nil {
 		w.closeAll()
@@ -115,13 +137,18 @@ type walker struct {
 	// the sticky bit (/tmp): others cannot replace root's entries there, so
 	// an entry's own owner says whose it is.
 	sticky bool
+	// trusted: every directory and link on the way so far belongs to root
+	// (or to mirrorctl's own user) and nobody else may change it; only
+	// then may a view's cache keep the directory entered (see
+	// WithDirCache).
+	trusted bool
 }
 
 func (w *walker) top() int { return w.fds[len(w.fds)-1] }
 
 func (w *walker) pop() {
 	if len(w.fds) > 1 {
-		unix.Close(w.top())
+		w.r.closeFD(w.top())
 		w.fds, w.names = w.fds[:len(w.fds)-1], w.names[:len(w.names)-1]
 	}
 }
@@ -152,6 +179,16 @@ func (w *walker) walk(hostPath string, follow bool, mkdir fs.FileMode) (*target,
 			w.pop() // at the root, ".." is the root (chroot semantics)
 			continue
 		}
+		if !last && w.r.cache != nil {
+			if d, ok := w.r.cache.get(w.here(c)); ok {
+				// A trusted directory entered before: as a walk into it
+				// would find it (see WithDirCache). The actor stays as it
+				// is: the directory is root's, so noting it changes
+				// nothing.
+				w.fds, w.names, w.sticky = append(w.fds, d.fd), append(w.names, c), d.sticky
+				continue
+			}
+		}
 		var st unix.Stat_t
 		err := unix.Fstatat(w.top(), c, &st, unix.AT_SYMLINK_NOFOLLOW)
 		if errors.Is(err, unix.ENOENT) && mkdir != 0 && !last {
@@ -168,12 +205,13 @@ func (w *walker) walk(hostPath string, follow bool, mkdir fs.FileMode) (*target,
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFLNK:
 			if last && !follow {
-				return w.target(c), nil
+				return w.found(c, &st), nil
 			}
 			if links++; links > maxSymlinks {
 				return nil, fmt.Errorf("%s: %w", w.here(c), unix.ELOOP)
 			}
 			w.note(&st, w.here(c))
+			w.trust(&st)
 			dest, err := readlinkat(w.top(), c)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", w.here(c), err)
@@ -184,14 +222,14 @@ func (w *walker) walk(hostPath string, follow bool, mkdir fs.FileMode) (*target,
 			queue = append(split(dest), queue...)
 		case unix.S_IFDIR:
 			if last {
-				return w.target(c), nil
+				return w.found(c, &st), nil
 			}
 			if err := w.enter(c); err != nil {
 				return nil, err
 			}
 		default:
 			if last {
-				return w.target(c), nil
+				return w.found(c, &st), nil
 			}
 			return nil, fmt.Errorf("%s: %w", w.here(c), unix.ENOTDIR)
 		}
@@ -199,6 +237,13 @@ func (w *walker) walk(hostPath string, follow bool, mkdir fs.FileMode) (*target,
 	// The path named the root or a directory (it ended in "." or ".."):
 	// the target is that directory itself.
 	return w.target("."), nil
+}
+
+// found is target for a name the walk looked at.
+func (w *walker) found(name string, st *unix.Stat_t) *target {
+	t := w.target(name)
+	t.st, t.found = *st, true
+	return t
 }
 
 // target hands the current directory and name over to a target and closes
@@ -218,7 +263,7 @@ func (w *walker) target(name string) *target {
 	}
 	for _, fd := range w.fds[1:] {
 		if fd != top {
-			unix.Close(fd)
+			w.r.closeFD(fd)
 		}
 	}
 	w.fds, w.names = w.fds[:1], nil
@@ -237,10 +282,24 @@ func (w *walker) enter(c string) error {
 		unix.Close(fd)
 		return fmt.Errorf("%s: %w", w.here(c), err)
 	}
-	w.note(&st, w.here(c))
+	real := w.here(c)
+	w.note(&st, real)
 	w.sticky = st.Uid == 0 && shared(&st) && st.Mode&unix.S_ISVTX != 0
+	w.trust(&st)
 	w.fds, w.names = append(w.fds, fd), append(w.names, c)
+	if w.trusted && w.r.cache != nil {
+		w.r.cache.put(real, cachedDir{fd: fd, sticky: w.sticky})
+	}
 	return nil
+}
+
+// trust keeps w.trusted while the directory or link st belongs to root, or
+// to mirrorctl's own user, and nobody else may write in it (a sticky
+// directory of root's excepted: others cannot rename root's entries).
+func (w *walker) trust(st *unix.Stat_t) {
+	owner := st.Uid == 0 || int(st.Uid) == w.r.uid
+	safe := st.Mode&unix.S_IFMT != unix.S_IFDIR || !shared(st) || (st.Uid == 0 && st.Mode&unix.S_ISVTX != 0)
+	w.trusted = w.trusted && owner && safe
 }
 
 // makeDir creates the directory c below the current one, as the actor so

@@ -240,6 +240,7 @@ func (r *Root) RemoveDir(hostPath string) (bool, error) {
 	err = r.as(t.actor, func() error { return unix.Unlinkat(t.dir, t.name, unix.AT_REMOVEDIR) })
 	switch {
 	case err == nil:
+		r.forget(t.real)
 		return true, nil
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTEMPTY), errors.Is(err, unix.EEXIST), errors.Is(err, unix.ENOTDIR):
 		return false, nil
@@ -332,6 +333,8 @@ func (r *Root) Rename(hostPath, oldName, newName string) error {
 		defer unix.Close(fd)
 		return unix.Renameat(fd, oldName, fd, newName)
 	})
+	r.forget(path.Join(t.real, oldName))
+	r.forget(path.Join(t.real, newName))
 	if err != nil {
 		return &fs.PathError{Op: "rename", Path: path.Join(hostPath, oldName), Err: err}
 	}

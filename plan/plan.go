@@ -210,6 +210,10 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 	if st == nil {
 		st = state.New()
 	}
+	// Detection and rendering read the same directories again and again:
+	// one resolution each for the whole build (hostfs.Root.WithDirCache).
+	root, release := opts.Root.WithDirCache()
+	defer release()
 	p := &Plan{Spec: s, Redactor: credentials.NewRedactor(s.SecretValues()...)}
 	for _, n := range s.Notes() {
 		p.Warnings = append(p.Warnings, engines.Warning{Engine: "spec", Pos: n.Pos, Message: n.Message})
@@ -219,7 +223,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		h := engines.Host{FS: opts.Root.FS(), Version: opts.Version, Resolve: opts.Root.Resolve, Down: opts.Down, Owned: st.Owned(e.Name())}
+		h := engines.Host{FS: root.FS(), Version: opts.Version, Resolve: opts.Root.Resolve, Down: opts.Down, Owned: st.Owned(e.Name())}
 		if !wanted(s, opts.Only, e) {
 			// An engine we will not manage is not asked its version, nor
 			// is its daemon asked anything.
@@ -259,7 +263,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 		}
 		files, warns := orphans(e.Name(), d, res.Files, st)
 		ep.Warnings = append(res.Warnings, warns...)
-		changes, err := render.Plan(opts.Root, append(res.Files, files...))
+		changes, err := render.Plan(root, append(res.Files, files...))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}

@@ -27,6 +27,10 @@ const batch = 256
 // Cancelling ctx stops Apply between files; what was written stays written
 // (the caller restores its backup).
 func Apply(ctx context.Context, root *hostfs.Root, changes []Change) error {
+	// One resolution per directory, not per file and directory (see
+	// hostfs.Root.WithDirCache); what Apply removes, the view forgets.
+	root, release := root.WithDirCache()
+	defer release()
 	var todo []Change
 	for _, c := range orderForApply(changes) {
 		if c.Changed() {

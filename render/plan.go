@@ -39,6 +39,8 @@ func (c Change) Changed() bool { return c.Op != Keep }
 // writes. A path that exists but is not a regular file is an error: mirrorctl
 // never replaces a directory, a device or a socket with a file.
 func Plan(root *hostfs.Root, files []File) ([]Change, error) {
+	root, release := root.WithDirCache()
+	defer release()
 	changes := make([]Change, 0, len(files))
 	for _, f := range files {
 		c, err := planFile(root, f)
@@ -52,7 +54,7 @@ func Plan(root *hostfs.Root, files []File) ([]Change, error) {
 
 func planFile(root *hostfs.Root, f File) (Change, error) {
 	c := Change{File: f}
-	fi, err := root.Stat(f.Path)
+	old, fi, err := root.ReadFileInfo(f.Path, hostfs.DefaultLimit)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		c.Op = Create
@@ -64,14 +66,9 @@ func planFile(root *hostfs.Root, f File) (Change, error) {
 			}
 		}
 		return c, nil
-	case err != nil:
-		return c, fmt.Errorf("reading %s: %w", f.Path, err)
-	}
-	if !fi.Mode().IsRegular() {
+	case fi != nil && !fi.Mode().IsRegular():
 		return c, fmt.Errorf("%s exists and is not a regular file (%s); move it away or point the spec elsewhere", f.Path, fi.Mode().Type())
-	}
-	old, err := root.ReadFile(f.Path, hostfs.DefaultLimit)
-	if err != nil {
+	case err != nil:
 		return c, fmt.Errorf("reading %s: %w", f.Path, err)
 	}
 	c.Old, c.OldMode = old, fi.Mode().Perm()

@@ -1,3 +1,5 @@
+//go:build gendocs
+
 package main
 
 import (
@@ -8,6 +10,14 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 )
+
+// buildCommands are the commands only a build of mirrorctl has (go run
+// -tags gendocs): gen-docs pulls in cobra/doc's man-page renderer (go-md2man,
+// blackfriday), whose package init every run of the shipped binary would
+// pay for, for a command no node runs.
+func buildCommands(g *globalFlags) []*cobra.Command {
+	return []*cobra.Command{newGenDocsCmd(g)}
+}
 
 // newGenDocsCmd is the hidden command the packages are built with: man pages
 // from the cobra commands (github.com/spf13/cobra/doc) and shell completions

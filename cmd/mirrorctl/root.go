@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -102,7 +103,9 @@ func (g *globalFlags) specOptions() spec.Options {
 }
 
 func (g *globalFlags) loadSpec() (*spec.Spec, error) {
-	s, err := spec.Load(g.configPath(), g.specOptions())
+	opts := g.specOptions()
+	opts.ReadFile = readOnce(opts.ReadFile)
+	s, err := spec.Load(g.configPath(), opts)
 	if err != nil {
 		var se spec.Errors
 		if errors.As(err, &se) {
@@ -112,6 +115,30 @@ func (g *globalFlags) loadSpec() (*spec.Spec, error) {
 	}
 	g.redactor = credentials.NewRedactor(s.SecretValues()...)
 	return s, nil
+}
+
+// readOnce reads each file once for one load of the spec: a spec naming
+// the same password_file or ca_file for a thousand mirrors reads it once,
+// and every mirror gets the same bytes. Never for more than one load
+// (watch reloads read the files again).
+func readOnce(read func(string) ([]byte, error)) func(string) ([]byte, error) {
+	type result struct {
+		data []byte
+		err  error
+	}
+	seen := map[string]result{}
+	return func(name string) ([]byte, error) {
+		abs, err := filepath.Abs(name)
+		if err != nil {
+			return nil, err
+		}
+		r, ok := seen[abs]
+		if !ok {
+			r.data, r.err = read(name)
+			seen[abs] = r
+		}
+		return bytes.Clone(r.data), r.err
+	}
 }
 
 // loadSpecOrDefaults is loadSpec for commands that also work without a spec
@@ -180,8 +207,9 @@ Docker (daemon.json, certs.d, config.json), k3s/RKE2 (registries.yaml) and crict
 		newStatusCmd(g),
 		newDoctorCmd(g),
 		newVersionCmd(g),
-		newCloudInitCmd(g), newGenDocsCmd(g),
+		newCloudInitCmd(g),
 	)
+	root.AddCommand(buildCommands(g)...)
 	return root
 }
 

@@ -1,0 +1,338 @@
+// Command benchnode is `make bench-node`: mirrorctl measured as a whole
+// process on scratch roots holding a node's real engine binaries, against
+// floors built and measured in the same run (a Go program that does
+// nothing; a Go program writing the same files durably, one at a time).
+// Every measurement is interleaved with its floor (thing, floor, thing,
+// floor, …) and reported as medians and ratios, because the machine is
+// shared and absolute times are noise. It also counts, with strace, the
+// programs each command starts and the writes, syncs and renames it makes,
+// and reports mirrorctl's package initialisation (GODEBUG=inittrace=1).
+//
+// It is not part of mirrorctl: its own main package, never linked into the
+// shipped binary. It needs root (the roots hold root-owned files, and
+// mirrorctl's file layer acts as the owners it finds) and strace.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type options struct {
+	mirrorctl, minimal, durable string
+	spawn                       string
+	work                        string
+	runs, warmup, minRuns       int
+	budget                      time.Duration
+	sizes                       []int
+	crictl, containerd2         string
+	report                      string
+}
+
+func main() {
+	var o options
+	var sizes string
+	flag.StringVar(&o.mirrorctl, "mirrorctl", "bin/mirrorctl", "the mirrorctl binary measured")
+	flag.StringVar(&o.minimal, "minimal", "", "the minimal Go binary (floor of start-up)")
+	flag.StringVar(&o.durable, "durable", "", "the durable writer (floor of a changed sync)")
+	flag.StringVar(&o.spawn, "spawn", "", "the launcher every measured program is started through")
+	flag.StringVar(&o.work, "work", "/var/tmp/mirrorctl-bench-node", "scratch directory (roots, copies of the engine binaries)")
+	flag.IntVar(&o.runs, "runs", 20, "measured runs of each command (and of its floor)")
+	flag.IntVar(&o.warmup, "warmup", 2, "unmeasured runs before them")
+	flag.DurationVar(&o.budget, "budget", 3*time.Minute, "time after which a measurement stops short of -runs (never before -min-runs): for the slowest pairs")
+	flag.IntVar(&o.minRuns, "min-runs", 5, "runs a measurement makes whatever its budget")
+	flag.StringVar(&sizes, "sizes", "20,100,1000", "registries in the specs")
+	flag.StringVar(&o.crictl, "crictl", "", "crictl binary (the one make e2e builds); none if empty or missing")
+	flag.StringVar(&o.containerd2, "containerd2", "", "containerd 2.x binary (the one make e2e builds); its node is skipped if empty or missing")
+	flag.StringVar(&o.report, "report", "", "also write the report here (default WORK/report.md)")
+	flag.Parse()
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			fatal(fmt.Errorf("-sizes: %q is not a number of registries", s))
+		}
+		o.sizes = append(o.sizes, n)
+	}
+	if o.report == "" {
+		o.report = filepath.Join(o.work, "report.md")
+	}
+	if err := bench(o); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench-node:", err)
+	os.Exit(1)
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench-node: "+format+"\n", args...)
+}
+
+// A scenario is one row of the report.
+type scenario struct {
+	name    string
+	pair    pair
+	target  string
+	counts  counts
+	result  pairResult
+	treeRSS []int64 // sampled, when the command starts other programs
+	files   string  // what a changed sync writes
+}
+
+func bench(o options) error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root: the scratch roots hold root-owned files and mirrorctl acts as their owners")
+	}
+	if _, err := exec.LookPath("strace"); err != nil {
+		return errors.New("needs strace (apt-get install strace)")
+	}
+	for _, p := range []*string{&o.mirrorctl, &o.minimal, &o.durable, &o.spawn} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return err
+		}
+		*p = abs
+	}
+	rn := runner{spawn: o.spawn}
+	started := time.Now()
+	load := []string{loadavg()}
+	if err := os.MkdirAll(o.work, 0o755); err != nil {
+		return err
+	}
+
+	// The engine binaries, copied once into the work directory.
+	bins := filepath.Join(o.work, "engines")
+	var es engineSet
+	var notes []string
+	src, how, err := debianBinary("/usr/bin/containerd", "containerd", o.work)
+	if err != nil {
+		return err
+	}
+	if es.containerd, err = stageBinary(src, bins, "containerd"); err != nil {
+		return err
+	}
+	notes = append(notes, fmt.Sprintf("containerd %s: %s", versionOf(es.containerd), how))
+	if src, how, err = debianBinary("/usr/sbin/dockerd", "docker.io", o.work); err != nil {
+		return err
+	}
+	if es.dockerd, err = stageBinary(src, bins, "dockerd"); err != nil {
+		return err
+	}
+	notes = append(notes, fmt.Sprintf("dockerd %s: %s", versionOf(es.dockerd), how))
+	if o.crictl != "" {
+		if _, err := os.Stat(o.crictl); err == nil {
+			if es.crictl, err = stageBinary(o.crictl, bins, "crictl"); err != nil {
+				return err
+			}
+			notes = append(notes, fmt.Sprintf("crictl (`--version`: %s): %s (built by make e2e)", versionOf(es.crictl), o.crictl))
+		}
+	}
+	if es.crictl == "" {
+		notes = append(notes, "crictl: no binary (make e2e builds it; not found): crictl is enabled in the spec, not detected")
+	}
+	notes = append(notes, "k3s: no binary (not a Debian package): enabled in the spec, so registries.yaml and its certificates are rendered")
+	var c2 string
+	if o.containerd2 != "" {
+		if _, err := os.Stat(o.containerd2); err == nil {
+			if c2, err = stageBinary(o.containerd2, bins, "containerd2"); err != nil {
+				return err
+			}
+		}
+	}
+	if c2 == "" {
+		notes = append(notes, fmt.Sprintf("containerd 2.x: not found at %q (make e2e builds it into /var/cache/mirrorctl-e2e): its node is skipped; Debian's binaries only", o.containerd2))
+	}
+
+	configToml, err := packagedConfigToml(o.work)
+	if err != nil {
+		return err
+	}
+	ca, err := selfSignedCA()
+	if err != nil {
+		return err
+	}
+	var nodes []*node
+	for _, n := range o.sizes {
+		nd, err := buildNode(fmt.Sprintf("%d registries", n), filepath.Join(o.work, fmt.Sprintf("node-%d", n)), n, es, configToml, ca)
+		if err != nil {
+			return err
+		}
+		nodes = append(nodes, nd)
+	}
+	var c2node *node
+	if c2 != "" {
+		es2 := es
+		es2.containerd = c2
+		cfg, err := exec.Command(c2, "config", "default").Output()
+		if err != nil {
+			return fmt.Errorf("%s config default: %w", c2, err)
+		}
+		n := o.sizes[0]
+		if c2node, err = buildNode(fmt.Sprintf("%d registries, containerd %s", n, versionOf(c2)), filepath.Join(o.work, fmt.Sprintf("node-%d-containerd2", n)), n, es2, cfg, ca); err != nil {
+			return err
+		}
+		notes = append(notes, fmt.Sprintf("containerd %s: %s (built by make e2e), with its `config default` as config.toml", versionOf(c2), o.containerd2))
+	}
+
+	// Each live root synced once (engines probed, versions cached), and
+	// once more, which must change nothing.
+	mc := func(nd *node, root string, args ...string) []string {
+		return append([]string{o.mirrorctl, "--root", root, "--config", nd.spec}, args...)
+	}
+	all := append([]*node(nil), nodes...)
+	if c2node != nil {
+		all = append(all, c2node)
+	}
+	for _, nd := range all {
+		progress("preparing %s", nd.name)
+		for i := 0; i < 2; i++ {
+			if _, err := rn.run(command{argv: mc(nd, nd.live, "sync")}, false); err != nil {
+				return err
+			}
+		}
+		if err := nd.reset(nd.fresh, true); err != nil {
+			return err
+		}
+		before, err := snapshot(nd.fresh)
+		if err != nil {
+			return err
+		}
+		if _, err := rn.run(command{argv: mc(nd, nd.fresh, "sync")}, false); err != nil {
+			return err
+		}
+		if err := nd.writeManifest(nd.fresh, before); err != nil {
+			return err
+		}
+	}
+
+	minimal := command{argv: []string{o.minimal}}
+	var scs []*scenario
+	add := func(name, target string, thing, floor command, floorName string) *scenario {
+		s := &scenario{name: name, target: target, pair: pair{name: name, thing: thing, floor: floor, floorN: floorName}}
+		scs = append(scs, s)
+		return s
+	}
+	add("`mirrorctl version`", "≤ 2× minimal Go", command{argv: []string{o.mirrorctl, "version"}}, minimal, "minimal Go binary")
+	for _, nd := range all {
+		target := ""
+		switch {
+		case nd == c2node:
+		case nd.registry == 20:
+			target = "≤ 3× minimal Go, ≤ 20 MiB"
+		case nd.registry == 1000:
+			target = "≤ 10× the 20-registry no-op"
+		}
+		add("no-op `sync`, "+nd.name, target, command{argv: mc(nd, nd.live, "sync")}, minimal, "minimal Go binary")
+	}
+	for _, nd := range nodes {
+		add("`plan` (nothing to change), "+nd.name, "", command{argv: mc(nd, nd.live, "plan")}, minimal, "minimal Go binary")
+	}
+	for _, nd := range all {
+		target := ""
+		if nd != c2node && (nd.registry == 20 || nd.registry == 1000) {
+			target = "≤ 1.5× durable writer"
+		}
+		s := add("changed `sync` (first sync of a fresh copy), "+nd.name, target,
+			command{argv: mc(nd, nd.fresh, "sync"), prep: func() error { return nd.reset(nd.fresh, true) }},
+			command{argv: []string{o.durable, nd.manifest, nd.floor}, prep: func() error { return nd.reset(nd.floor, false) }},
+			"durable writer, same files")
+		s.files = fmt.Sprintf("%d files and directories, %d KiB", nd.changedN, nd.changedKB)
+	}
+	cold := nodes[0]
+	coldVersions := filepath.Join(cold.live, versionsFile)
+	add("`sync`, files unchanged, version cache removed (engines asked), "+cold.name, "",
+		command{argv: mc(cold, cold.live, "sync"), prep: func() error {
+			err := os.Remove(coldVersions)
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}}, minimal, "minimal Go binary")
+
+	// strace: programs started, writes, syncs, renames.
+	for _, s := range scs {
+		progress("strace: %s", s.name)
+		if s.counts, err = straceRun(s.pair.thing, o.work); err != nil {
+			return err
+		}
+	}
+	floorCounts := map[string]counts{}
+	for _, nd := range all {
+		c, err := straceRun(command{argv: []string{o.durable, nd.manifest, nd.floor}, prep: func() error { return nd.reset(nd.floor, false) }}, o.work)
+		if err != nil {
+			return err
+		}
+		floorCounts[nd.name] = c
+	}
+
+	// The measurements, each interleaved with its floor.
+	for _, s := range scs {
+		progress("measuring (%d+%d runs each): %s", o.warmup, o.runs, s.name)
+		load = append(load, loadavg())
+		if s.result, err = rn.measure(s.pair, o.warmup, o.runs, o.minRuns, o.budget); err != nil {
+			return err
+		}
+		if s.counts.exec > 0 {
+			// Programs started: the tree is more than one process.
+			if s.treeRSS, err = rn.treeRuns(s.pair.thing, len(s.result.thing)); err != nil {
+				return err
+			}
+		}
+	}
+	progress("inittrace")
+	mInit, err := traceInits([]string{o.mirrorctl, "version"}, o.runs)
+	if err != nil {
+		return err
+	}
+	fInit, err := traceInits([]string{o.minimal}, o.runs)
+	if err != nil {
+		return err
+	}
+	load = append(load, loadavg())
+
+	rep := report{o: o, started: started, took: time.Since(started), load: load, notes: notes,
+		scenarios: scs, nodes: all, floorCounts: floorCounts, mInit: mInit, fInit: fInit}
+	var b strings.Builder
+	rep.write(&b)
+	fmt.Print(b.String())
+	return os.WriteFile(o.report, []byte(b.String()), 0o644)
+}
+
+// versionOf asks a binary its version, for the report (not measured).
+func versionOf(bin string) string {
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return "(version unknown)"
+	}
+	for _, f := range strings.Fields(string(out)) {
+		f = strings.TrimSuffix(strings.TrimPrefix(f, "v"), ",")
+		if len(f) > 0 && f[0] >= '0' && f[0] <= '9' && strings.Contains(f, ".") {
+			return f
+		}
+	}
+	return fmt.Sprintf("%q", strings.TrimSpace(string(out)))
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

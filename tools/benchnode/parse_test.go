@@ -1,0 +1,58 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mirrorctl/mirrorctl/tools/benchnode/manifest"
+)
+
+func TestCountCalls(t *testing.T) {
+	out := `100   execve("/bin/mirrorctl", ["mirrorctl"], 0x7ffd /* 3 vars */) = 0
+101   flock(9</r/var/lib/mirrorctl/lock>, LOCK_EX|LOCK_NB) = 0
+101   pwrite64(9</r/var/lib/mirrorctl/lock>, "pid=1"..., 55, 0) = 55
+101   write(1</dev/null>, "nothing to change\n", 18) = 18
+102   write(2<pipe:[1234]>, "warn"..., 4) = 4
+102   write(7</r/etc/a.toml>, "x", 1 <unfinished ...>
+103   fsync(7</r/etc/a.toml>) = 0
+102   <... write resumed>) = 1
+103   renameat(7</r/etc>, ".tmp", 7</r/etc>, "a.toml") = 0
+103   unlinkat(7</r/etc>, "gone", 0) = -1 ENOENT (No such file or directory)
+104   execve("/usr/bin/containerd", ["containerd", "--version"], 0x1 /* 2 vars */ <unfinished ...>
+104   <... execve resumed>) = 0
+104   syncfs(3</r>) = 0
+`
+	c, err := countCalls(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.exec != 1 || c.writes != 2 || c.syncs != 2 || c.renames != 1 || c.other != 0 {
+		t.Errorf("exec %d writes %d syncs %d renames %d other %d; want 1 2 2 1 0", c.exec, c.writes, c.syncs, c.renames, c.other)
+	}
+	if strings.Join(c.written, ",") != "/r/var/lib/mirrorctl/lock,/r/etc/a.toml" || strings.Join(c.execs, ",") != "/usr/bin/containerd" {
+		t.Errorf("written %v, execs %v", c.written, c.execs)
+	}
+}
+
+func TestParseInitTrace(t *testing.T) {
+	clocks, _, total, done := parseInitTrace(strings.NewReader(`init internal/bytealg @0.008 ms, 0.004 ms clock, 0 bytes, 0 allocs
+init runtime @0.10 ms, 0.50 ms clock, 0 bytes, 0 allocs
+init github.com/x/y @3.0 ms, 1.5 ms clock, 2048 bytes, 10 allocs
+mirrorctl e7f55ce
+`))
+	if clocks["github.com/x/y"] != 1500*time.Microsecond || total != 2004*time.Microsecond || done != 4500*time.Microsecond {
+		t.Errorf("clocks %v total %v done %v", clocks, total, done)
+	}
+}
+
+func TestManifestRoundTrip(t *testing.T) {
+	in := []manifest.Entry{{Dir: true, Mode: 0o755, Path: "etc/x"}, {Mode: 0o600, Path: "etc/x/f", Data: []byte("data")}, {Mode: 0o644, Path: "etc/empty"}}
+	out, err := manifest.Decode(manifest.Encode(in))
+	if err != nil || len(out) != 3 || !out[0].Dir || out[1].Mode != 0o600 || string(out[1].Data) != "data" || out[2].Path != "etc/empty" || len(out[2].Data) != 0 {
+		t.Errorf("round trip: %+v, %v", out, err)
+	}
+	if _, err := manifest.Decode(manifest.Encode(in)[:20]); err == nil {
+		t.Error("a truncated manifest decoded")
+	}
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+type report struct {
+	o           options
+	started     time.Time
+	took        time.Duration
+	load        []string
+	notes       []string
+	scenarios   []*scenario
+	nodes       []*node
+	floorCounts map[string]counts
+	mInit       initTrace
+	fInit       initTrace
+}
+
+func ms(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case d >= 10*time.Millisecond:
+		return fmt.Sprintf("%.0f ms", float64(d)/1e6)
+	}
+	return fmt.Sprintf("%.1f ms", float64(d)/1e6)
+}
+
+func mib(kib int64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
+
+// ratio is the median of the pairwise ratios thing/floor: each thing run
+// against the floor run next to it, so that load that comes and goes
+// cancels out.
+func ratio(r pairResult) float64 {
+	var rs []int64
+	for i := range r.thing {
+		if r.floor[i].wall > 0 {
+			rs = append(rs, int64(float64(r.thing[i].wall)/float64(r.floor[i].wall)*1e6))
+		}
+	}
+	return float64(median(rs)) / 1e6
+}
+
+// peak is the scenario's peak RSS for the whole process tree, and how it
+// was had.
+func (s *scenario) peak() (int64, string) {
+	if len(s.treeRSS) > 0 {
+		return median(s.treeRSS), "tree, sampled"
+	}
+	return median(rsses(s.result.thing)), "one process"
+}
+
+func (r *report) write(w *strings.Builder) {
+	host, _ := os.Hostname()
+	kernel, _ := exec.Command("uname", "-r").Output()
+	ver, _ := exec.Command(r.o.mirrorctl, "version").Output()
+	fmt.Fprintf(w, "## bench-node: %s\n\n", strings.TrimSpace(string(ver)))
+	fmt.Fprintf(w, "%s on %s: %d CPUs, Linux %s; took %s.\n", r.started.UTC().Format(time.RFC3339), host, runtime.NumCPU(), strings.TrimSpace(string(kernel)), r.took.Round(time.Second))
+	fmt.Fprintf(w, "Load average (1, 5, 15 min) at the start, before each measurement and at the end: %s.\n", strings.Join(r.load, "; "))
+	fmt.Fprintf(w, "Medians of n runs (%d, or fewer, never under %d, where a measurement passed its %s budget) after %d warm-up runs; every run interleaved with a run of its floor; ratio = median of the n pairwise ratios.\n\n", r.o.runs, r.o.minRuns, r.o.budget, r.o.warmup)
+	for _, n := range r.notes {
+		fmt.Fprintf(w, "- %s\n", n)
+	}
+	w.WriteString("\n| measurement | n | wall | CPU | peak RSS | floor: wall, CPU, RSS | ratio | target | exec | writes | syncs | renames | other changes |\n")
+	w.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, s := range r.scenarios {
+		pk, how := s.peak()
+		fr := s.result.floor
+		name := s.name
+		if s.files != "" {
+			name += " (" + s.files + ")"
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s (%s) | %s: %s, %s, %s | %.2f× | %s | %d | %d | %d | %d | %d |\n",
+			name, len(s.result.thing), ms(median(walls(s.result.thing))), ms(median(cpus(s.result.thing))), mib(pk), how,
+			s.pair.floorN, ms(median(walls(fr))), ms(median(cpus(fr))), mib(median(rsses(fr))),
+			ratio(s.result), orDash(s.target), s.counts.exec, s.counts.writes, s.counts.syncs, s.counts.renames, s.counts.other)
+	}
+	w.WriteString("\nThe durable writer, under strace (same files, one at a time):\n\n")
+	for _, nd := range r.nodes {
+		c := r.floorCounts[nd.name]
+		fmt.Fprintf(w, "- %s: %d writes, %d syncs, %d renames, %d other changes\n", nd.name, c.writes, c.syncs, c.renames, c.other)
+	}
+	for _, s := range r.scenarios {
+		if strings.HasPrefix(s.name, "no-op") && (s.counts.exec > 0 || s.counts.writes > 0) {
+			fmt.Fprintf(w, "\n%s is not a no-op: programs %v, files written %v\n", s.name, s.counts.execs, s.counts.written)
+		}
+	}
+
+	w.WriteString("\n### Targets\n\n")
+	for _, t := range r.targets() {
+		w.WriteString("- " + t + "\n")
+	}
+
+	w.WriteString("\n### Package initialisation (`GODEBUG=inittrace=1`)\n\n")
+	fmt.Fprintf(w, "`mirrorctl version`: the inits add up to %s (median); the last ends %s after the runtime starts. The minimal Go binary: %s, %s.\n\n",
+		ms(median(r.mInit.total)), ms(median(r.mInit.done)), ms(median(r.fInit.total)), ms(median(r.fInit.done)))
+	w.WriteString("| package | init clock (median) | allocated |\n| --- | --- | --- |\n")
+	for i, p := range r.mInit.pkgs {
+		if i == 12 {
+			break
+		}
+		fmt.Fprintf(w, "| %s | %.2f ms | %d KiB |\n", p.pkg, float64(median(p.clocks))/1e6, p.bytes>>10)
+	}
+	w.WriteString(`
+Every program is started through a small launcher (bench-spawn) that times it from fork to
+wait4 and takes its rusage: wall is the whole process; CPU is user + system (the process and
+the children it waited for). Peak RSS: "one process" is wait4's ru_maxrss, exact when strace
+saw the command start no program (exec = 0): the launcher exists because ru_maxrss also counts
+the process the program was exec'd from, which for a Go parent forking with CLONE_VM is the
+parent's whole RSS (so a floor of about 1-2 MiB, the launcher's own size, applies to every
+figure). When the command starts programs, the tree is sampled every millisecond from /proc:
+each process's VmHWM, summed over the processes alive together; an upper bound, since their
+peaks need not coincide. exec counts the programs the command started; writes are
+write/pwrite/writev calls on files (not stdout, stderr, pipes or devices); syncs are fsync,
+fdatasync, syncfs, sync and sync_file_range; other changes are unlink, mkdir, rmdir, truncate,
+chmod, chown, link, symlink and utimensat.
+`)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func (r *report) find(prefix string) *scenario {
+	for _, s := range r.scenarios {
+		if strings.HasPrefix(s.name, prefix) {
+			return s
+		}
+	}
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "**met**"
+	}
+	return "**NOT met**"
+}
+
+func (r *report) targets() []string {
+	var out []string
+	if s := r.find("`mirrorctl version`"); s != nil {
+		x := ratio(s.result)
+		out = append(out, fmt.Sprintf("%s `mirrorctl version` ≤ 2× the minimal Go binary: %.2f×", verdict(x <= 2), x))
+	}
+	noop20 := r.find("no-op `sync`, 20 registries")
+	if noop20 != nil {
+		x := ratio(noop20.result)
+		pk, how := noop20.peak()
+		out = append(out, fmt.Sprintf("%s no-op sync, 20 registries, ≤ 3× the minimal Go binary: %.2f×", verdict(x <= 3), x))
+		out = append(out, fmt.Sprintf("%s no-op sync, 20 registries, ≤ 20 MiB peak RSS for the whole tree: %s (%s)", verdict(pk <= 20<<10), mib(pk), how))
+		ok := noop20.counts.exec == 0 && noop20.counts.writes == 0 && noop20.counts.syncs == 0 && noop20.counts.renames == 0 && noop20.counts.other == 0
+		out = append(out, fmt.Sprintf("%s no-op sync runs no program and writes nothing: exec %d, writes %d, syncs %d, renames %d, other changes %d",
+			verdict(ok), noop20.counts.exec, noop20.counts.writes, noop20.counts.syncs, noop20.counts.renames, noop20.counts.other))
+	}
+	if noop1000 := r.find("no-op `sync`, 1000 registries"); noop1000 != nil && noop20 != nil {
+		// Each normalised by the floor it was interleaved with.
+		x := ratio(noop1000.result) / ratio(noop20.result)
+		raw := float64(median(walls(noop1000.result.thing))) / float64(median(walls(noop20.result.thing)))
+		out = append(out, fmt.Sprintf("%s no-op sync, 1,000 registries, ≤ 10× the 20-registry no-op: %.1f× (each against its own floor; %.1f× in raw medians)", verdict(x <= 10), x, raw))
+	}
+	for _, n := range []string{"20", "1000"} {
+		if s := r.find("changed `sync` (first sync of a fresh copy), " + n + " registries"); s != nil {
+			x := ratio(s.result)
+			out = append(out, fmt.Sprintf("%s changed sync, %s registries, ≤ 1.5× the durable writer: %.2f×", verdict(x <= 1.5), n, x))
+		}
+	}
+	return out
+}
