@@ -73,11 +73,11 @@ func (p *prober) access(ctx context.Context, c *conn, r accessReq) *Access {
 func (p *prober) otherRoot(ctx context.Context, c *conn, r accessReq, cfg *spec.Config, a *Access) {
 	alt, cause := strings.TrimSuffix(c.u.Path, "/")+"/v2", "missing_v2"
 	altURL := strings.TrimSuffix(c.u.String(), "/") + "/v2"
-	fix := fmt.Sprintf("end the endpoint in /v2 (%s): k3s and mirrorctl use any other path as it is (override_path)", altURL)
+	fix := fmt.Sprintf("end the endpoint in /v2 (%s): the spec takes any other path as it is (override_path)", altURL)
 	if strings.HasSuffix(c.u.Path, "/v2") {
 		alt, cause = strings.TrimSuffix(c.u.Path, "/v2"), "extra_v2"
 		altURL = strings.TrimSuffix(c.u.String(), "/v2")
-		fix = fmt.Sprintf("this API root takes no /v2: write the endpoint as %s in the spec (mirrorctl sets override_path), or set override_path = true in a hand-written hosts.toml", altURL)
+		fix = fmt.Sprintf("this API root takes no /v2: write the endpoint as %s in the spec (mirrorctl sets override_path), or set override_path in a hand-written engine file", altURL)
 	}
 	if alt == "" {
 		return

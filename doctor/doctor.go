@@ -215,8 +215,8 @@ func addRequests(reqs []accessReq, s *spec.Spec, img engines.Image, r engines.Ro
 
 // probeAll probes every endpoint, Parallel at a time.
 // endpointKey names a mirror endpoint as an engine reaches it: an engine
-// that accepts any certificate and retries over plain HTTP (registries.conf
-// insecure) is answered by a probe of its own, so that its leniency never
+// that accepts any certificate and retries over plain HTTP (an insecure
+// registry) is answered by a probe of its own, so that its leniency never
 // makes another engine's verdict on the same URL look better.
 func endpointKey(r engines.Route) string {
 	if r.HTTPFallback {

@@ -59,7 +59,7 @@ func configFor(s *spec.Spec, host string) (string, *spec.Config) {
 // connect runs the connection steps of an endpoint: dns, tcp, tls and the
 // /v2/ challenge. It returns nil when a step failed (ep says which).
 // insecure: an engine reaches it without verifying its certificate
-// (registries.conf insecure = true).
+// (an insecure registry, as the route says).
 func (p *prober) connect(ctx context.Context, ep *Endpoint, insecure bool) *conn {
 	u, err := url.Parse(ep.URL)
 	if err != nil || u.Host == "" {
@@ -84,7 +84,7 @@ func (p *prober) connectURL(ctx context.Context, ep *Endpoint, u *url.URL, insec
 			skipWhy = "insecure_skip_verify is set, so the engines accept it"
 		case insecure:
 			tlsCfg.InsecureSkipVerify = true
-			skipWhy = "registries.conf sets insecure = true, so the engine accepts it"
+			skipWhy = "the engine takes it for an insecure registry, so it accepts it"
 		}
 	}
 	port := u.Port()
@@ -135,7 +135,7 @@ func (p *prober) httpFallback(ctx context.Context, ep *Endpoint, c *conn) *conn 
 	ep.Findings, ep.Challenge, ep.Fallback = nil, nil, hu.String()
 	ep.step("fallback", engines.Info, 0, "HTTPS failed (%s): plain HTTP, as the engine does for an insecure registry", why)
 	ep.Findings = append(ep.Findings, engines.Finding{Level: engines.Info, Cause: "http_fallback",
-		Message: fmt.Sprintf("HTTPS to %s failed (%s); the engine falls back to %s (registries.conf insecure = true)", u.Host, why, hu.String())})
+		Message: fmt.Sprintf("HTTPS to %s failed (%s); the engine falls back to %s (an insecure registry)", u.Host, why, hu.String())})
 	return p.connectURL(ctx, ep, &hu, false)
 }
 
@@ -193,7 +193,7 @@ func (p *prober) tcp(ctx context.Context, ep *Endpoint, host, port string) bool 
 		ep.fail("refused", "start the mirror, or correct the port in the endpoint",
 			"nothing listens on %s (connection refused)", addr)
 	case errors.As(last, &ne) && ne.Timeout(), errors.Is(last, context.DeadlineExceeded):
-		ep.fail("timeout", "open the route or firewall to "+addr+"; engines wait up to their dial timeout (containerd: 30 s or dial_timeout) before the next host",
+		ep.fail("timeout", "open the route or firewall to "+addr+"; engines wait up to their dial timeout (the spec's dial_timeout where the engine honours it) before the next host",
 			"no answer from %s within %s", addr, p.timeout)
 	case errors.Is(last, syscall.EHOSTUNREACH), errors.Is(last, syscall.ENETUNREACH):
 		ep.fail("unreachable", "check the node's routes and firewall", "no route to %s", addr)

@@ -65,7 +65,7 @@ type Try struct {
 type Endpoint struct {
 	URL string `json:"url"`
 	// Insecure: probed as an engine that accepts any certificate and
-	// retries over plain HTTP reaches it (registries.conf insecure); the
+	// retries over plain HTTP reaches it (an insecure registry); the
 	// same URL reached strictly is another Endpoint.
 	Insecure bool `json:"insecure,omitempty"`
 	// Steps are dns, tcp, tls and api (the /v2/ challenge), in order; a
