@@ -158,7 +158,9 @@ func newRootCmd(g *globalFlags) *cobra.Command {
 		Short: "Make every container engine on this node pull through your registry mirrors",
 		Long: `mirrorctl renders one registry spec (a superset of k3s's registries.yaml) into the
 files of every container engine on the node: containerd (config.toml, certs.d),
-Docker (daemon.json, certs.d, config.json), k3s/RKE2 (registries.yaml) and crictl.
+Docker (daemon.json, certs.d, config.json; hosts.toml with the containerd image
+store), k3s/RKE2 (registries.yaml), crictl, and CRI-O with Podman, Buildah and
+Skopeo (a registries.conf.d drop-in, auth.json, certs.d).
 
 ` + exitCodesHelp,
 		SilenceUsage:  true,
