@@ -277,7 +277,7 @@ sc_containerd_node() {
   check "mirrorctl logged containerd healthy" grep -E 'healthy.*engine=containerd' "$NA_D/sync-A.err"
   if [ "$variant" = colon ]; then
     check "mirrorctl warned that it replaced the config_path list" \
-      grep -E "config_path [\\]?\"$COLON_CONFIG_PATH[\\]?\" replaced by \"?[\\]?\"?/etc/containerd/certs.d" "$NA_D/sync-A.err"
+      grep -E "config_path [\\]?\"$COLON_CONFIG_PATH[\\]?\" is a list; .*mirrorctl set it to [\\]?\"/etc/containerd/certs.d[\\]?\"" "$NA_D/sync-A.err"
   fi
   check "containerd started exactly once more: journal" na_starts_now containerd.service $((cstarts0 + 1))
   na_state
