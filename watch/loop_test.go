@@ -542,3 +542,62 @@ func TestLoopRefusesAnEmptyConfig(t *testing.T) {
 		t.Errorf("an empty config changed files:\n%s", d)
 	}
 }
+
+// A CA the central config drops is revoked on the node: every copy of it
+// in containerd's and Docker's certs.d goes, with its state.json entry, and
+// nothing is restarted or reloaded for it (hosts.toml and certs.d are read
+// live). watch runs the same pipeline as sync, ownership record included.
+func TestLoopRemovesADroppedCA(t *testing.T) {
+	h := newTestHost(t)
+	cfgPath := filepath.Join(h.etc, "config.yaml")
+	writeFile(t, cfgPath, specN(1))
+	r := h.startLoop(Config{Source: NewFileSource(cfgPath, nil, fastQ)})
+	if rep := r.next("first sync"); rep.Err != nil || written(rep) == 0 {
+		t.Fatalf("first sync: %+v", rep)
+	}
+	var copies []string
+	for p := range h.files() {
+		if strings.Contains(p, "certs.d/") && strings.HasSuffix(p, ".crt") {
+			copies = append(copies, "/"+p)
+		}
+	}
+	slices.Sort(copies)
+	if !slices.ContainsFunc(copies, func(p string) bool { return strings.HasPrefix(p, "/etc/containerd/") }) ||
+		!slices.ContainsFunc(copies, func(p string) bool { return strings.HasPrefix(p, "/etc/docker/") }) {
+		t.Fatalf("the CA is not copied for containerd and Docker: %q", copies)
+	}
+	st, err := state.Open(h.hr).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range copies {
+		if _, ok := st.Files[p]; !ok {
+			t.Fatalf("%s is not in state.json", p)
+		}
+	}
+
+	h.rec.Calls = nil
+	noCA := strings.Replace(specN(2), "  nexus.example.internal:8443:\n    tls:\n      ca_file: certs/nexus-ca.crt\n", "", 1)
+	if noCA == specN(2) {
+		t.Fatal("the spec without the CA is the same spec")
+	}
+	writeAtomic(t, cfgPath, noCA)
+	if rep := r.next("the CA dropped"); rep.Err != nil || rep.Generation != 2 {
+		t.Fatalf("after the CA was dropped: %+v", rep)
+	}
+	after := h.files()
+	if st, err = state.Open(h.hr).Load(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range copies {
+		if _, ok := after[strings.TrimPrefix(p, "/")]; ok {
+			t.Errorf("%s is still on the node", p)
+		}
+		if _, ok := st.Files[p]; ok {
+			t.Errorf("%s is still in state.json", p)
+		}
+	}
+	if len(h.rec.Calls) != 0 {
+		t.Errorf("revoking a CA called systemd: %v", h.rec.Calls)
+	}
+}
