@@ -15,7 +15,8 @@ import (
 	"github.com/mirrorctl/mirrorctl/spec"
 )
 
-// What containerd's CRI does for a pull (docs/ENGINES.md §A): with a
+// What containerd's CRI does for a pull (docs/engines/containerd.md,
+// "hosts.toml" and "Credentials"): with a
 // config_path, containerd's hosts loader picks <dir>/<host>/hosts.toml (or
 // _default) and tries its hosts in order, the server line last; without
 // one, the 1.x legacy registry.mirrors, then the registry itself.
@@ -128,7 +129,8 @@ func (containerd) Routes(ctx context.Context, img Image, h Host, d Detection, s 
 	case cr.configPath == "":
 	case strings.Contains(cr.configPath, ":") && rel.atLeast(2, 1, 0) && !cr.localPull:
 		// The transfer service hands the whole list to HostDirFromRoot as
-		// one directory, which does not exist (docs/ENGINES.md G.2).
+		// one directory, which does not exist (docs/engines/containerd.md,
+		// "One config_path directory").
 		roots = []string{cr.configPath}
 	default:
 		roots = filepath.SplitList(cr.configPath)

@@ -13,7 +13,7 @@ import (
 	"github.com/mirrorctl/mirrorctl/spec"
 )
 
-// What `docker pull` does (docs/ENGINES.md §B, FACTS-WAVE2 §2): with the
+// What `docker pull` does (docs/engines/docker.md): with the
 // classic image store, dockerd uses daemon.json registry-mirrors for Docker
 // Hub only, in order, then Docker Hub itself, and sends the mirrors only
 // the client's Docker Hub login; every other registry is contacted

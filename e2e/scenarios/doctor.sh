@@ -130,7 +130,7 @@ sc_token_containerd() {
     check "crictl pull test:latest (docker.io, no --creds) served by the token registry" \
       token_pull_via "$IMAGE_REPO:$IMAGE_TAG" docker.io && ok=$((ok + 1))
   else
-    # Measured (docs FACTS-WAVE2 §9): 1.6 sends hosts.toml headers to the registry but not to
+    # Measured (README, "containerd credentials"): 1.6 sends hosts.toml headers to the registry but not to
     # the token realm; the realm's anonymous token grants nothing; the pull fails.
     check "crictl pull registry.example.invalid/... fails on 1.6 with the header alone (insufficient scope)" \
       pull_fails "registry.example.invalid/$IMAGE_REPO:$IMAGE_TAG"
