@@ -72,7 +72,7 @@ func (containerd) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
 	set := settingsOf[ContainerdSettings](s, "containerd")
 	p := resolveContainerdPaths(set, h.FS)
 	d := Detection{Engine: "containerd", Unit: p.unit, Socket: p.socket,
-		Config: p.config, CertsDir: p.certsDir, Owns: []string{p.certsDir}}
+		Config: p.config, CertsDir: p.certsDir, Owns: certsDirOwns(p.certsDir)}
 	binFound := hostHas(h.FS, p.binary)
 	unitFile := findUnitFile(h.FS, p.unit)
 	d.Found = binFound || unitFile != ""

@@ -92,7 +92,7 @@ func TestContainerdDetect(t *testing.T) {
 			if tt.name == "custom_paths" {
 				want.Unit, want.Socket, want.Config, want.CertsDir = "ctrd.service", "/run/ctrd.sock", "/srv/ctrd.toml", "/srv/certs.d"
 			}
-			want.Owns, want.Schema = []string{want.CertsDir}, schemas[tt.name]
+			want.Owns, want.Schema = certsDirOwns(want.CertsDir), schemas[tt.name]
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Detect (-want +got):\n%s", diff)
 			}

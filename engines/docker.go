@@ -64,7 +64,7 @@ func (e dockerEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detectio
 		Socket:   cfg.socket,
 		Config:   cfg.daemonJSON,
 		CertsDir: cfg.certsDir,
-		Owns:     []string{cfg.certsDir},
+		Owns:     certsDirOwns(cfg.certsDir),
 	}
 	bin := cfg.binary
 	if bin == "" || !hostHas(h.FS, bin) {

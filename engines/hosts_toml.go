@@ -25,6 +25,30 @@ const migratedMarker = "# Migrated from the legacy registry tables in "
 // TLS copies in a registry directory, named as in Docker's certs.d layout.
 var tlsFileNames = []string{"ca.crt", "client.cert", "client.key"}
 
+// certsDirOwns are the files mirrorctl may write and remove in a certs.d
+// tree: in each registry's directory, hosts.toml and the TLS names, never
+// other files a user or another tool keeps there (Detection.Owns).
+func certsDirOwns(certsDir string) []string {
+	dir := globEscape(path.Clean(certsDir)) + "/*/"
+	out := []string{dir + "hosts.toml"}
+	for _, n := range tlsFileNames {
+		out = append(out, dir+n)
+	}
+	return out
+}
+
+// globEscape quotes path.Match's special characters in a literal path.
+func globEscape(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // This file writes the host lists of endpoints.go as certs.d/<host>/hosts.toml
 // plus the TLS copies beside it. Two engines read such a tree with
 // containerd's hosts loader (core/remotes/docker/config): containerd itself

@@ -317,7 +317,7 @@ func ownPath(p string, d Detection) bool {
 		d.Engine == "containers" && strings.HasSuffix(p, "/.config/containers/auth.json") {
 		return true
 	}
-	return slices.ContainsFunc(d.Owns, func(o string) bool { return p == o || strings.HasPrefix(p, strings.TrimSuffix(o, "/")+"/") })
+	return d.OwnsPath(p)
 }
 
 // parseAsEngine parses one rendered file the way its engine reads it.

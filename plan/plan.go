@@ -252,7 +252,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Plan, error) {
 		for _, f := range res.Files {
 			// Defence in depth: whatever names went into it, a file the
 			// engine owns whole lies where the engine keeps its files.
-			if !f.Merged && !within(f.Path, d.Owns) {
+			if !f.Merged && !d.OwnsPath(f.Path) {
 				return nil, fmt.Errorf("%s: renders %s, outside the places it manages (%s); refusing to write it",
 					e.Name(), f.Path, strings.Join(d.Owns, ", "))
 			}
@@ -300,7 +300,7 @@ func orphans(engine string, d engines.Detection, rendered []render.File, st *sta
 		if seen[fp] || own.Merged {
 			continue // a shared file is the engine's to give back
 		}
-		if !within(fp, d.Owns) {
+		if !d.OwnsPath(fp) {
 			warns = append(warns, engines.Warning{Engine: engine, Message: fmt.Sprintf(
 				"state.json lists %s, which is not where mirrorctl manages %s files (%s): ignored, never removed",
 				fp, engine, strings.Join(d.Owns, ", "))})
@@ -314,20 +314,6 @@ func orphans(engine string, d engines.Detection, rendered []render.File, st *sta
 	return files, warns
 }
 
-// within reports whether p is one of places or below one of them.
-func within(p string, places []string) bool {
-	p = path.Clean(p)
-	for _, pl := range places {
-		pl = path.Clean(pl)
-		if pl == "/" || pl == "." {
-			continue // never "everything"
-		}
-		if p == pl || strings.HasPrefix(p, pl+"/") {
-			return true
-		}
-	}
-	return false
-}
 
 // wanted reports whether the engine may be managed: named by --engines, or
 // (without --engines) not disabled in the spec.

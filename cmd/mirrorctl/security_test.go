@@ -435,6 +435,9 @@ func TestStateEntriesCannotDeleteFiles(t *testing.T) {
 		"/etc/gshadow":           "root:*::\n",
 		"/etc/app/settings.json": "{\"auths\": {\"x.example\": {}}}\n",
 		"/etc/containerd/certs.d/own.example/hosts.toml": "server = \"https://own.example\"\n",
+		// Inside certs.d, but a name mirrorctl never writes.
+		"/etc/docker/certs.d/own.example/backup.pem":    "-----BEGIN CERTIFICATE-----\n",
+		"/etc/containerd/certs.d/own.example/notes.txt": "mine\n",
 	}
 	for p, data := range victims {
 		full := filepath.Join(h.root, p)
@@ -456,6 +459,8 @@ func TestStateEntriesCannotDeleteFiles(t *testing.T) {
 			"/etc/shadow":            {"engine": "containerd", "sha256": sum("/etc/shadow")},
 			"/etc/gshadow":           {"engine": "docker", "sha256": sum("/etc/gshadow"), "merged": true, "created": true, "keys": []string{"auths=x.example"}},
 			"/etc/app/settings.json": {"engine": "docker", "sha256": sum("/etc/app/settings.json"), "merged": true, "created": true, "keys": []string{"auths=x.example"}},
+			"/etc/docker/certs.d/own.example/backup.pem":    {"engine": "docker", "sha256": sum("/etc/docker/certs.d/own.example/backup.pem")},
+			"/etc/containerd/certs.d/own.example/notes.txt": {"engine": "containerd", "sha256": sum("/etc/containerd/certs.d/own.example/notes.txt")},
 		}, nil},
 		{"adopt_wrong_sha256", map[string]map[string]any{
 			"/etc/shadow":            {"engine": "docker", "sha256": wrong},
@@ -491,7 +496,7 @@ func TestStateEntriesCannotDeleteFiles(t *testing.T) {
 				}
 			}
 			for p := range tc.entries {
-				if strings.HasPrefix(p, "/etc/containerd/certs.d/") {
+				if strings.HasSuffix(p, "/hosts.toml") {
 					// Inside the managed place: a removal --adopt does
 					// not make, reported as a conflict.
 					if !strings.Contains(out, "conflict: "+p) {
