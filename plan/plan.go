@@ -314,7 +314,6 @@ func orphans(engine string, d engines.Detection, rendered []render.File, st *sta
 	return files, warns
 }
 
-
 // wanted reports whether the engine may be managed: named by --engines, or
 // (without --engines) not disabled in the spec.
 func wanted(s *spec.Spec, only []string, e engines.Engine) bool {
