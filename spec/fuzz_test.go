@@ -187,12 +187,7 @@ func inside(p string, d engines.Detection) bool {
 		strings.HasSuffix(p, "/.config/containers/auth.json") && d.Engine == "containers" {
 		return true
 	}
-	for _, o := range d.Owns {
-		if p == o || strings.HasPrefix(p, strings.TrimSuffix(o, "/")+"/") {
-			return true
-		}
-	}
-	return false
+	return d.OwnsPath(p)
 }
 
 // TestWriteFuzzSeeds writes FuzzParse's seeds; off unless WRITE_FUZZ_SEEDS=1.
