@@ -89,7 +89,7 @@ func (e containersEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Dete
 		Engine:   e.Name(),
 		Config:   p.dropIn,
 		CertsDir: p.certsDir,
-		Owns:     append([]string{p.dropIn, p.crioDropIn, p.crioAuthFile}, certsDirOwns(p.certsDir)...),
+		Owns:     append([]string{globEscape(p.dropIn), globEscape(p.crioDropIn), globEscape(p.crioAuthFile)}, certsDirOwns(p.certsDir)...),
 	}
 	var found []string
 	version := func(bin string) string {

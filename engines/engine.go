@@ -117,9 +117,10 @@ type Detection struct {
 	// registries.yaml, crictl.yaml); CertsDir its per-registry directory.
 	Config   string `json:"config,omitempty"`
 	CertsDir string `json:"certs_dir,omitempty"`
-	// Owns are the host paths (files, directories with everything below
-	// them, or path.Match patterns) where mirrorctl may create and remove
-	// whole files for this engine. A file recorded in state.json outside
+	// Owns are path.Match patterns of the host paths (files, or
+	// directories with everything below them) where mirrorctl may create
+	// and remove whole files for this engine; literal paths are quoted
+	// with globEscape. A file recorded in state.json outside
 	// them is never removed.
 	Owns []string `json:"owns,omitempty"`
 
@@ -229,23 +230,19 @@ func isNotExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist)
 }
 
-// OwnsPath reports whether p is one of d.Owns, below one of them, or
-// matches one that is a path.Match pattern. "/" owns nothing.
+// OwnsPath reports whether p, or a directory above it, matches one of
+// d.Owns (path.Match patterns; literal paths are quoted with globEscape).
+// "/" owns nothing.
 func (d Detection) OwnsPath(p string) bool {
 	p = path.Clean(p)
 	for _, o := range d.Owns {
-		if strings.ContainsAny(o, `*?[\\`) {
-			if ok, err := path.Match(o, p); err == nil && ok {
-				return true
-			}
-			continue
-		}
-		o = path.Clean(o)
-		if o == "/" || o == "." {
+		if path.Clean(o) == "/" {
 			continue // never "everything"
 		}
-		if p == o || strings.HasPrefix(p, o+"/") {
-			return true
+		for q := p; q != "/" && q != "."; q = path.Dir(q) {
+			if ok, err := path.Match(o, q); err == nil && ok {
+				return true
+			}
 		}
 	}
 	return false

@@ -130,7 +130,7 @@ func (e k3sEngine) Detect(ctx context.Context, h Host, s *spec.Spec) Detection {
 		Socket:       k3sContainerdSocket,
 		Config:       l.registries,
 		CertsDir:     l.certs,
-		Owns:         []string{l.registries, l.certs},
+		Owns:         []string{globEscape(l.registries), globEscape(l.certs)},
 		Distribution: l.dist,
 	}
 	reason := p.evidence

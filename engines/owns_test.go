@@ -9,7 +9,7 @@ import "testing"
 func TestOwnsPath(t *testing.T) {
 	d := Detection{Owns: append([]string{"/etc/crio/mirrorctl-auth.json", "/etc/rancher/k3s/mirrorctl-certs", "/"},
 		certsDirOwns("/etc/containerd/certs.d")...)}
-	weird := Detection{Owns: certsDirOwns("/srv/[certs]*")}
+	weird := Detection{Owns: append([]string{globEscape("/srv/a[1]/auth.json")}, certsDirOwns("/srv/[certs]*")...)}
 	for _, tt := range []struct {
 		d    Detection
 		p    string
@@ -32,6 +32,8 @@ func TestOwnsPath(t *testing.T) {
 		{d, "/etc/shadow", false},
 		{weird, "/srv/[certs]*/ghcr.io/hosts.toml", true},
 		{weird, "/srv/c/ghcr.io/hosts.toml", false},
+		{weird, "/srv/a[1]/auth.json", true},
+		{weird, "/srv/a1/auth.json", false},
 	} {
 		if got := tt.d.OwnsPath(tt.p); got != tt.want {
 			t.Errorf("OwnsPath(%s) = %v, want %v (owns %q)", tt.p, got, tt.want, tt.d.Owns)
