@@ -54,10 +54,8 @@ type Options struct {
 	Applied func(ctx context.Context, p health.Probe, since time.Time) bool
 	// HealthTimeout is how long an engine may take to come up and pass.
 	HealthTimeout time.Duration
-	// LockTimeout is how long to wait for another mirrorctl; Who names
-	// this one for it ("mirrorctl sync").
+	// LockTimeout is how long to wait for another mirrorctl.
 	LockTimeout time.Duration
-	Who         string
 	// Trigger is recorded with the sync ("sync", "watch:drift", "boot").
 	Trigger string
 	// Narrow, when set, edits the plan before anything is written (watch's
@@ -108,7 +106,7 @@ func (e *HealthError) Unwrap() error { return e.Err }
 
 // Sync applies s to the node.
 func Sync(ctx context.Context, s *spec.Spec, o Options) (*Result, error) {
-	unlock, err := o.Store.Lock(ctx, o.LockTimeout, o.Who)
+	unlock, err := o.Store.Lock(ctx, o.LockTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -222,10 +220,7 @@ func run(ctx context.Context, p *plan.Plan, st *state.State, o Options, r runOpt
 			// engine answered; a node it never touched gets nothing.
 			o.saveVersions()
 		}
-		if !o.Store.Changed(next) {
-			return res, nil
-		}
-		return res, o.Store.Save(next)
+		return res, o.Store.Save(next) // writes nothing when nothing changed
 	}
 	o.saveVersions()
 	var set *state.Set

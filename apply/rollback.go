@@ -18,7 +18,7 @@ import (
 // becomes the set's; the engines are re-activated and checked. s says
 // where units and sockets are; the rollback does not depend on it rendering.
 func Rollback(ctx context.Context, s *spec.Spec, id string, o Options) (*Result, *state.Set, error) {
-	unlock, err := o.Store.Lock(ctx, o.LockTimeout, o.Who)
+	unlock, err := o.Store.Lock(ctx, o.LockTimeout)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -24,8 +24,7 @@ const lockPoll = 50 * time.Millisecond
 func (s *Store) lockPath() string { return path.Join(s.Dir, "lock") }
 
 // Lock takes the exclusive lock that keeps sync, rollback and watch from
-// interleaving, waiting up to timeout for another holder to let go. who
-// names the caller in the log of a long wait.
+// interleaving, waiting up to timeout for another holder to let go.
 //
 // The lock is flock(2) on Dir/lock, opened through hostfs (never through a
 // link, never truncated), so the kernel drops it when the holder dies, even
@@ -35,7 +34,7 @@ func (s *Store) lockPath() string { return path.Join(s.Dir, "lock") }
 //
 // Past the timeout the error wraps ErrLocked; if ctx ends first, it wraps
 // ctx's error. unlock releases the lock; calling it again does nothing.
-func (s *Store) Lock(ctx context.Context, timeout time.Duration, who string) (unlock func() error, err error) {
+func (s *Store) Lock(ctx context.Context, timeout time.Duration) (unlock func() error, err error) {
 	if err := s.mkdir(); err != nil {
 		return nil, err
 	}

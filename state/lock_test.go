@@ -16,13 +16,13 @@ import (
 func TestLockExcludesAndNamesHolder(t *testing.T) {
 	s := Open(hosttest.Root(t, t.TempDir()))
 	ctx := context.Background()
-	unlock, err := s.Lock(ctx, 0, "mirrorctl sync")
+	unlock, err := s.Lock(ctx, 0)
 	if err != nil {
 		t.Fatalf("taking a free lock: %v", err)
 	}
 
 	start := time.Now()
-	_, err = s.Lock(ctx, 100*time.Millisecond, "mirrorctl rollback")
+	_, err = s.Lock(ctx, 100*time.Millisecond)
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Lock: err = %v, want ErrLocked", err)
 	}
@@ -42,7 +42,7 @@ func TestLockExcludesAndNamesHolder(t *testing.T) {
 	if err := unlock(); err != nil {
 		t.Errorf("second unlock: %v", err)
 	}
-	unlock2, err := s.Lock(ctx, 100*time.Millisecond, "mirrorctl rollback")
+	unlock2, err := s.Lock(ctx, 100*time.Millisecond)
 	if err != nil {
 		t.Fatalf("Lock after unlock: %v", err)
 	}
@@ -50,19 +50,19 @@ func TestLockExcludesAndNamesHolder(t *testing.T) {
 	if err := unlock(); err != nil { // a stale unlock must not touch the new holder
 		t.Fatal(err)
 	}
-	if _, err := s.Lock(ctx, 0, "mirrorctl watch"); !errors.Is(err, ErrLocked) {
+	if _, err := s.Lock(ctx, 0); !errors.Is(err, ErrLocked) {
 		t.Errorf("Lock while rollback holds it: %v, want ErrLocked", err)
 	}
 }
 
 func TestLockWaitsForRelease(t *testing.T) {
 	s := Open(hosttest.Root(t, t.TempDir()))
-	unlock, err := s.Lock(context.Background(), 0, "mirrorctl sync")
+	unlock, err := s.Lock(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.AfterFunc(60*time.Millisecond, func() { unlock() })
-	unlock2, err := s.Lock(context.Background(), 2*time.Second, "mirrorctl watch")
+	unlock2, err := s.Lock(context.Background(), 2*time.Second)
 	if err != nil {
 		t.Fatalf("Lock while the holder lets go within the timeout: %v", err)
 	}
@@ -71,7 +71,7 @@ func TestLockWaitsForRelease(t *testing.T) {
 
 func TestLockRespectsContext(t *testing.T) {
 	s := Open(hosttest.Root(t, t.TempDir()))
-	unlock, err := s.Lock(context.Background(), 0, "mirrorctl sync")
+	unlock, err := s.Lock(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestLockRespectsContext(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, cancel)
 	// Cancelled, not timed out: it returned for the cancel, long before
 	// its 10s were up.
-	_, err = s.Lock(ctx, 10*time.Second, "mirrorctl watch")
+	_, err = s.Lock(ctx, 10*time.Second)
 	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrLocked) {
 		t.Fatalf("Lock with a cancelled ctx: err = %v, want context.Canceled", err)
 	}

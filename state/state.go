@@ -204,12 +204,6 @@ func encodeState(st *State) ([]byte, error) {
 	return append(data, '\n'), nil
 }
 
-// Changed reports whether Save would write st.
-func (s *Store) Changed(st *State) bool {
-	data, err := encodeState(st)
-	return err != nil || s.saved == nil || !bytes.Equal(data, s.saved)
-}
-
 // Save writes state.json atomically, mode 0600 in a 0700 directory, unless
 // it would hold the bytes it already holds.
 func (s *Store) Save(st *State) error {

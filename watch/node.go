@@ -37,7 +37,7 @@ type Outcome struct {
 func (n *Node) Sync(ctx context.Context, s *spec.Spec, d *Drift, trigger string, down map[string]bool) (*Outcome, error) {
 	out := &Outcome{Engines: map[string]string{}}
 	o := n.Apply
-	o.Who, o.Trigger, o.Down, o.Log = "mirrorctl watch", "watch:"+trigger, down, n.Log
+	o.Trigger, o.Down, o.Log = "watch:"+trigger, down, n.Log
 	o.Narrow = func(p *plan.Plan, st *state.State) (*plan.Plan, []string, error) {
 		var narrowed *plan.Plan
 		narrowed, out.Repaired, out.GivenUp = d.prepare(p, st, time.Now())

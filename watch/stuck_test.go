@@ -80,7 +80,7 @@ func TestLoopStuckInASyncStopsReportingAlive(t *testing.T) {
 	assertStuck(t, r)
 	r.stop()
 	// The interrupted sync let the lock go.
-	unlock, err := state.Open(h.hr).Lock(context.Background(), 0, "test")
+	unlock, err := state.Open(h.hr).Lock(context.Background(), 0)
 	if err != nil {
 		t.Fatalf("the lock after the loop ended: %v", err)
 	}

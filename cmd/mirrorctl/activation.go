@@ -31,9 +31,9 @@ func (g *globalFlags) systemdDial() (func(context.Context) (systemd.Bus, error),
 	return func(ctx context.Context) (systemd.Bus, error) { return systemd.Dial(ctx, "") }, ""
 }
 
-// applyOptions are the pipeline's options for a command; who names it for
-// the lock, trigger for the record.
-func (g *globalFlags) applyOptions(who, trigger string) (apply.Options, error) {
+// applyOptions are the pipeline's options for a command; trigger names it
+// in the record.
+func (g *globalFlags) applyOptions(trigger string) (apply.Options, error) {
 	log, err := g.logger()
 	if err != nil {
 		return apply.Options{}, err
@@ -43,7 +43,7 @@ func (g *globalFlags) applyOptions(who, trigger string) (apply.Options, error) {
 		Root: g.host, Store: state.Open(g.host), Versions: hostexec.New(g.host),
 		Only: g.engines, Dial: dial, PendingWhy: why,
 		Health: g.health, HealthTimeout: g.healthWait,
-		LockTimeout: g.lockWait, Who: who, Trigger: trigger, Log: log,
+		LockTimeout: g.lockWait, Trigger: trigger, Log: log,
 	}, nil
 }
 

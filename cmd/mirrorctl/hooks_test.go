@@ -77,7 +77,7 @@ func holdLock(t *testing.T, root string) (release func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := state.Open(hr).Lock(context.Background(), 0, "test")
+	unlock, err := state.Open(hr).Lock(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func buildPlan(ctx context.Context, g *globalFlags) (*plan.Plan, error) {
 // planFor builds the plan for s as sync would, writing nothing (engine
 // versions come from the cache, or from the binaries without being saved).
 func planFor(ctx context.Context, g *globalFlags, s *spec.Spec) (*plan.Plan, error) {
-	o, err := g.applyOptions("mirrorctl plan", "plan")
+	o, err := g.applyOptions("plan")
 	if err != nil {
 		return nil, err
 	}

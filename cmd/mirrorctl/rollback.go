@@ -112,7 +112,7 @@ func runRollback(ctx context.Context, g *globalFlags, id string) error {
 	if err != nil {
 		return err
 	}
-	o, err := g.applyOptions("mirrorctl rollback", "rollback")
+	o, err := g.applyOptions("rollback")
 	if err != nil {
 		return err
 	}

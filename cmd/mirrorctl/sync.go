@@ -46,7 +46,7 @@ func runSync(ctx context.Context, g *globalFlags, f syncFlags) error {
 	if err != nil {
 		return err
 	}
-	o, err := g.applyOptions("mirrorctl sync", "sync")
+	o, err := g.applyOptions("sync")
 	if err != nil {
 		return err
 	}

@@ -122,7 +122,7 @@ func runWatch(ctx context.Context, g *globalFlags, f watchFlags) error {
 	if err != nil {
 		return &exitError{code: exitInput, err: err}
 	}
-	o, err := g.applyOptions("mirrorctl watch", "watch")
+	o, err := g.applyOptions("watch")
 	if err != nil {
 		return err
 	}
