@@ -24,28 +24,8 @@ const maxDirEntries = 1 << 16
 // followed inside the root, refusing anything that is not a regular file
 // and anything larger than limit bytes.
 func (r *Root) ReadFile(hostPath string, limit int64) ([]byte, error) {
-	t, err := r.resolve(hostPath, true, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer t.close()
-	if t.actor.unsafe != "" {
-		return nil, &fs.PathError{Op: "read", Path: hostPath, Err: fmt.Errorf("%w (%s)", ErrUnsafe, t.actor.unsafe)}
-	}
-	var data []byte
-	err = r.as(t.actor, func() error {
-		var st unix.Stat_t
-		if err := t.lstat(&st); err != nil {
-			return err
-		}
-		var err error
-		data, err = readAt(t.dir, t.name, limit, &st)
-		return err
-	})
-	if err != nil {
-		return nil, &fs.PathError{Op: "read", Path: hostPath, Err: err}
-	}
-	return data, nil
+	data, _, err := r.ReadFileInfo(hostPath, limit)
+	return data, err
 }
 
 // ReadFileInfo is Stat and ReadFile in one resolution: what hostPath leads

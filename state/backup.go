@@ -151,17 +151,10 @@ func (s *Store) read(f render.File) (Saved, []byte, error) {
 	if !path.IsAbs(f.Path) {
 		return saved, nil, fmt.Errorf("%q is not an absolute path", f.Path)
 	}
-	fi, err := s.Root.Stat(f.Path)
+	data, fi, err := s.Root.ReadFileInfo(f.Path, maxSaved)
 	if errors.Is(err, fs.ErrNotExist) {
 		return saved, nil, nil
 	}
-	if err != nil {
-		return saved, nil, err
-	}
-	if fi.IsDir() {
-		return saved, nil, fmt.Errorf("%s is a directory, not a file", f.Path)
-	}
-	data, err := s.Root.ReadFile(f.Path, maxSaved)
 	if err != nil {
 		return saved, nil, err
 	}
