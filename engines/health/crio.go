@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"time"
 
 	"github.com/pelletier/go-toml/v2"
 	"google.golang.org/grpc"
@@ -54,13 +52,7 @@ type crioConfig struct {
 // crioRunningConfig asks CRI-O's inspect API (GET /config, TOML) for the
 // configuration it runs with; ok is false when it cannot tell.
 func crioRunningConfig(ctx context.Context, socket string) (crioConfig, bool) {
-	client := &http.Client{
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		}},
-		Timeout: 5 * time.Second,
-	}
+	client := unixHTTPClient(socket)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://crio/config", nil)
 	if err != nil {
 		return crioConfig{}, false

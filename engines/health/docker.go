@@ -89,12 +89,21 @@ func DockerInfoOnce(ctx context.Context, socket string) (DockerInfo, error) {
 }
 
 // dockerClient speaks HTTP to dockerd's API on a unix socket.
-func dockerClient(socket string) *http.Client {
+func dockerClient(socket string) *http.Client { return unixHTTPClient(socket) }
+
+// unixHTTPClient speaks HTTP to a daemon's API on a unix socket. Every
+// question is one connection, closed after its answer: a client made per
+// call (detection on every sync, each retry of a health check) must leave
+// no idle connection behind, in mirrorctl or in the daemon.
+func unixHTTPClient(socket string) *http.Client {
 	return &http.Client{
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		}},
+		Transport: &http.Transport{
+			DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", socket)
+			},
+		},
 		Timeout: 5 * time.Second,
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -94,5 +95,51 @@ func TestProbeApplied(t *testing.T) {
 	}
 	if (Probe{Docker: &DockerProbe{Socket: "none.sock"}}).Applied(ctx, resolve, since) {
 		t.Error("a dockerd that does not answer is judged to run with the files")
+	}
+}
+
+// Detection asks dockerd on every sync and health checks on every retry,
+// each with a client of its own: no question may leave its connection
+// open, in mirrorctl or in the daemon.
+func TestDaemonQuestionsLeaveNoConnection(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("unix", filepath.Join(dir, "docker.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	open := 0
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"Driver":"overlay2"}`)) }),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch s {
+			case http.StateNew:
+				open++
+			case http.StateClosed, http.StateHijacked:
+				open--
+			}
+		},
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	for range 5 {
+		if _, err := DockerInfoOnce(t.Context(), filepath.Join(dir, "docker.sock")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := open
+		mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open after 5 questions", n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
