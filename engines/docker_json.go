@@ -29,14 +29,16 @@ func parseJSONObject(name string, data []byte) (*jsonObject, error) {
 	// count from the start of the file, a Decoder's from the current value.
 	var all json.RawMessage
 	if err := json.Unmarshal(data, &all); err != nil {
-		off := int64(len(data))
+		// Where, not what: a syntax error quotes the byte it met, and
+		// these files hold passwords (config.json's auths).
+		off, what := int64(len(data)), "the file ends inside a value"
 		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			off = se.Offset - 1 // Offset counts the offending byte
+		if errors.As(err, &se) && se.Offset < int64(len(data)) {
+			off, what = se.Offset-1, "a character that cannot stand there" // Offset counts the offending byte
 		}
 		line, col := lineCol(data, off)
-		return nil, fmt.Errorf("%s is not valid JSON (line %d, column %d): %v; mirrorctl does not overwrite it, fix it first",
-			name, line, col, err)
+		return nil, fmt.Errorf("%s is not valid JSON (line %d, column %d: %s); mirrorctl does not overwrite it, fix it first",
+			name, line, col, what)
 	}
 	dec := json.NewDecoder(bytes.NewReader(all))
 	if tok, _ := dec.Token(); tok != json.Delim('{') {
