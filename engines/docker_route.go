@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -132,21 +133,19 @@ func daemonMirrors(h Host, file string) ([]string, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	var cfg struct {
-		Mirrors []string `json:"registry-mirrors"`
+	// Read as dockerd and the Docker engine read it (a BOM, an empty file).
+	obj, err := parseJSONObject(file, data)
+	if err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, &jsonError{file: file, err: err}
+	var mirrors []string
+	if raw, ok := obj.get(keyMirrors); ok {
+		if err := json.Unmarshal(raw, &mirrors); err != nil {
+			return nil, fmt.Errorf("%s: %s is not a list of URLs: %w", file, keyMirrors, err)
+		}
 	}
-	return cfg.Mirrors, nil
+	return mirrors, nil
 }
-
-type jsonError struct {
-	file string
-	err  error
-}
-
-func (e *jsonError) Error() string { return e.file + " is not valid JSON: " + e.err.Error() }
 
 // Inspect compares the running dockerd's registry mirrors with daemon.json.
 func (e dockerEngine) Inspect(ctx context.Context, h Host, d Detection, s *spec.Spec, resolve func(string) (string, error)) []Finding {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/mirrorctl/mirrorctl/credentials"
 	"github.com/mirrorctl/mirrorctl/spec"
 )
 
@@ -79,11 +80,12 @@ func k3sRoute(ep hostEndpoint, img Image, s *spec.Spec, file string) Route {
 		r.Capabilities = []string{"pull", "resolve", "push"}
 	}
 	if a := ep.auth(); a != nil {
-		key := ""
-		if c := s.Configs[ep.credsKey]; c != nil && c.Auth != nil && c.Auth.Basic().Reveal() == a.Basic().Reveal() {
-			key = ep.credsKey
-		}
-		name := specAuthName(ep.credsKey)
+		// The spec's credentials by value, Basic or token, as the other
+		// engines' routes find them.
+		basic := a.Basic()
+		key := matchBasic(s, ep.credsKey, func(b credentials.Secret) bool { return !basic.IsZero() && b.Reveal() == basic.Reveal() },
+			a.IdentityToken.Reveal())
+		name := specAuthName(key)
 		if key == "" {
 			name = fmt.Sprintf("%s configs.%q (not the spec's)", file, ep.credsKey)
 		}

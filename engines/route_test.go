@@ -328,3 +328,64 @@ func TestDockerContainerdStoreRoutes(t *testing.T) {
 		}
 	}
 }
+
+// k3s's route names the spec's credentials only when registries.yaml holds
+// the same ones, an identity token compared by value like a password (a
+// stale token is not the spec's), found under any configs: key.
+func TestK3sRouteCredentialsByValue(t *testing.T) {
+	s := mustSpec(t, "configs:\n  m.example.com:\n    auth: {identity_token: tok-new}\n  n.example.com:\n    auth: {username: u, password: p}\n")
+	img, _ := ParseImage("busybox")
+	for _, tt := range []struct{ name, auth, key string }{
+		{"the same token", "{identity_token: tok-new}", "m.example.com"},
+		{"a stale token", "{identity_token: tok-old}", ""},
+		{"another key's password", "{username: u, password: p}", "n.example.com"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			yaml := "mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com\"]\nconfigs:\n  m.example.com:\n    auth: " + tt.auth + "\n"
+			fsys := fstest.MapFS{"etc/rancher/k3s/registries.yaml": &fstest.MapFile{Data: []byte(yaml), Mode: 0o600}}
+			rt, err := NewK3s().(Router).Routes(context.Background(), img, Host{FS: fsys}, Detection{Engine: "k3s", Found: true}, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rt.Routes) == 0 || rt.Routes[0].Auth == nil {
+				t.Fatalf("routes %+v: the mirror's credentials are not named", rt.Routes)
+			}
+			if a := rt.Routes[0].Auth; a.Key != tt.key || (tt.key == "") != strings.Contains(a.Name, "not the spec's") {
+				t.Errorf("auth %+v: want the spec's key %q", a, tt.key)
+			}
+		})
+	}
+}
+
+// doctor reads daemon.json as dockerd does: a BOM and an empty file are
+// fine, and a broken file is told by line and column.
+func TestDaemonMirrorsReadAsDockerd(t *testing.T) {
+	for _, tt := range []struct{ data, want, err string }{
+		{"\xef\xbb\xbf{\"registry-mirrors\": [\"https://m.example.com\"]}", "https://m.example.com", ""},
+		{"", "", ""},
+		{"{\"registry-mirrors\": [\"https://m.example.com\"],\n \"x\" 1}", "", "line 2, column 6"},
+	} {
+		fsys := fstest.MapFS{"etc/docker/daemon.json": &fstest.MapFile{Data: []byte(tt.data)}}
+		got, err := daemonMirrors(Host{FS: fsys}, "/etc/docker/daemon.json")
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: error %v, want one at %s", tt.data, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || strings.Join(got, " ") != tt.want {
+			t.Errorf("%q: %q, %v; want %q", tt.data, got, err, tt.want)
+		}
+	}
+}
+
+// A broken JSON file is told by where, never by what the parser met: the
+// byte it quotes may be a password's (config.json's auths).
+func TestJSONErrorsQuoteNoContent(t *testing.T) {
+	for _, data := range []string{`{"auths": {"r": {"auth": "pw"Zsecret"}}}`, `{"auths": {"r": {"auth": "pwZsecret`} {
+		_, err := parseJSONObject("/root/.docker/config.json", []byte(data))
+		if err == nil || strings.Contains(err.Error(), "Z") || strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "line 1, column") {
+			t.Errorf("%q: %v", data, err)
+		}
+	}
+}
