@@ -65,8 +65,8 @@ func TestEndpointNotes(t *testing.T) {
 			t.Errorf("note %d:\n got %s\nwant %s", i, got[i], want)
 		}
 	}
-	if p := s.Mirrors["docker.io"].Parsed; len(p) != 6 {
-		t.Errorf("parsed %d endpoints, want every one of the 6 (engines skip the duplicates)", len(p))
+	if p := s.Mirrors["docker.io"].Endpoints; len(p) != 6 {
+		t.Errorf("kept %d endpoints, want every one of the 6 (engines skip the duplicates)", len(p))
 	}
 }
 

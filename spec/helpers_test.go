@@ -98,7 +98,6 @@ func cmpSpec() cmp.Options {
 		cmp.Comparer(func(a, b credentials.Secret) bool { return a.Reveal() == b.Reveal() }),
 		cmpopts.IgnoreTypes(Pos{}, []Pos(nil)),
 		cmpopts.IgnoreFields(Spec{}, "Files"),
-		cmpopts.IgnoreFields(Mirror{}, "Parsed"), // derived from Endpoints: TestParseEndpoint
 	}
 }
 

@@ -29,7 +29,7 @@ func (p *parser) mirrors(s *Spec, n *yaml.Node) {
 func (p *parser) mirror(k, v *yaml.Node) *Mirror {
 	m := &Mirror{Pos: p.pos(k)}
 	p.fields(v, "mirrors."+redactURL(k.Value), []field{
-		{"endpoint", func(_, v *yaml.Node) { m.Endpoints, m.EndpointPos, m.Parsed, m.Notes = p.endpoints(v) }},
+		{"endpoint", func(_, v *yaml.Node) { m.Endpoints, m.EndpointPos, m.Notes = p.endpoints(v) }},
 		{"rewrite", func(_, v *yaml.Node) { m.Rewrites = p.rewrites(v) }},
 		{"capabilities", func(_, v *yaml.Node) { m.Capabilities = p.capabilities(v) }},
 		{"upstream_fallback", func(_, v *yaml.Node) {
@@ -42,10 +42,9 @@ func (p *parser) mirror(k, v *yaml.Node) *Mirror {
 	return m
 }
 
-func (p *parser) endpoints(n *yaml.Node) ([]string, []Pos, []Endpoint, []Note) {
+func (p *parser) endpoints(n *yaml.Node) ([]string, []Pos, []Note) {
 	vals, nodes, _ := p.strList(n, "endpoint", `write endpoint: ["https://mirror.example.com"]`)
 	var poss []Pos
-	var parsed []Endpoint
 	var notes []Note
 	seen := map[string]*yaml.Node{}
 	for i, raw := range vals {
@@ -61,7 +60,6 @@ func (p *parser) endpoints(n *yaml.Node) ([]string, []Pos, []Endpoint, []Note) {
 			p.errorf(node, "", "endpoint %q: %v", redactURL(raw), err)
 			continue
 		}
-		parsed = append(parsed, e)
 		key := e.URL.String()
 		if first, dup := seen[key]; dup {
 			// k3s de-duplicates after normalising, silently; any
@@ -76,7 +74,7 @@ func (p *parser) endpoints(n *yaml.Node) ([]string, []Pos, []Endpoint, []Note) {
 			notes = append(notes, Note{Pos: p.pos(node), Message: pathNote(e)})
 		}
 	}
-	return vals, poss, parsed, notes
+	return vals, poss, notes
 }
 
 // pathNote explains an endpoint path that does not end in /v2: engines

@@ -68,8 +68,6 @@ type Mirror struct {
 	Endpoints []string
 	// EndpointPos is where each of Endpoints is written, for warnings.
 	EndpointPos []Pos
-	// Parsed is each of Endpoints as every engine reads it (ParseEndpoint).
-	Parsed []Endpoint
 	// Notes are what is accepted but worth a warning: endpoints k3s
 	// de-duplicates, a path that is probably not the one meant.
 	Notes []Note
