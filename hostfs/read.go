@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -26,6 +27,16 @@ const maxDirEntries = 1 << 16
 func (r *Root) ReadFile(hostPath string, limit int64) ([]byte, error) {
 	data, _, err := r.ReadFileInfo(hostPath, limit)
 	return data, err
+}
+
+// ReadLocal is ReadFile for a name given to mirrorctl itself (a flag, a
+// spec's reference): a relative name starts at the working directory.
+func (r *Root) ReadLocal(name string, limit int64) ([]byte, error) {
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return nil, err
+	}
+	return r.ReadFile(abs, limit)
 }
 
 // ReadFileInfo is Stat and ReadFile in one resolution: what hostPath leads

@@ -140,16 +140,12 @@ func (s *FileSource) read() Snapshot {
 // bytes. A FIFO or a device there fails at once, naming what it is,
 // instead of blocking the source, or start-up, beyond any signal.
 func readOwn(name string) ([]byte, error) {
-	abs, err := filepath.Abs(name)
-	if err != nil {
-		return nil, err
-	}
 	r, err := hostfs.Open("/")
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	return r.ReadFile(abs, spec.MaxFileSize)
+	return r.ReadLocal(name, spec.MaxFileSize)
 }
 
 // dedup remembers what a source last sent, so that it sends a snapshot only

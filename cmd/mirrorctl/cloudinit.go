@@ -170,7 +170,7 @@ func buildUserData(own *hostfs.Root, specPath string, secrets map[string]string,
 			if err != nil {
 				return nil, err
 			}
-			b, err := readLocal(own, local, spec.MaxFileSize)
+			b, err := own.ReadLocal(local, spec.MaxFileSize)
 			if err != nil {
 				var pe *fs.PathError
 				if errors.As(err, &pe) && node != mainNode {
@@ -368,7 +368,7 @@ func packageInstall(own *hostfs.Root, pkg, sha string) (lines []string, wf *writ
 		}
 		lines = append(lines, `mv "$pkg.part" "$pkg"`)
 	} else {
-		data, rerr := readLocal(own, pkg, maxPackage)
+		data, rerr := own.ReadLocal(pkg, maxPackage)
 		if rerr != nil {
 			return nil, nil, nil, fmt.Errorf("--package: %w", rerr)
 		}
@@ -400,13 +400,3 @@ func globQuote(s string) string {
 // maxPackage bounds a package embedded in user-data (far more than any
 // cloud accepts; the command says how much it is).
 const maxPackage = 256 << 20
-
-// readLocal reads a file given on the command line or named by the spec,
-// through hostfs: a bounded regular file, never a FIFO or a device.
-func readLocal(own *hostfs.Root, name string, limit int64) ([]byte, error) {
-	abs, err := filepath.Abs(name)
-	if err != nil {
-		return nil, err
-	}
-	return own.ReadFile(abs, limit)
-}

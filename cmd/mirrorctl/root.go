@@ -91,14 +91,8 @@ func (g *globalFlags) configPath() string {
 // that user's rights.
 func (g *globalFlags) specOptions() spec.Options {
 	return spec.Options{
-		Engines: engines.Sections(),
-		ReadFile: func(name string) ([]byte, error) {
-			abs, err := filepath.Abs(name)
-			if err != nil {
-				return nil, err
-			}
-			return g.own.ReadFile(abs, spec.MaxFileSize)
-		},
+		Engines:  engines.Sections(),
+		ReadFile: func(name string) ([]byte, error) { return g.own.ReadLocal(name, spec.MaxFileSize) },
 	}
 }
 
