@@ -162,7 +162,6 @@ func (p *prober) answer(ctx context.Context, c *conn, resp answer, x *exchange, 
 	var ch *Challenge
 	for _, y := range parseChallenges(resp.header) {
 		if y.Scheme == "bearer" || (y.Scheme == "basic" && ch == nil) {
-			y := y
 			ch = &y
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -213,7 +214,6 @@ func addRequests(reqs []accessReq, s *spec.Spec, img engines.Image, r engines.Ro
 	return reqs
 }
 
-// probeAll probes every endpoint, Parallel at a time.
 // endpointKey names a mirror endpoint as an engine reaches it: an engine
 // that accepts any certificate and retries over plain HTTP (an insecure
 // registry) is answered by a probe of its own, so that its leniency never
@@ -225,6 +225,7 @@ func endpointKey(r engines.Route) string {
 	return r.URL
 }
 
+// probeAll probes every endpoint, Parallel at a time.
 func probeAll(ctx context.Context, o Options, work map[string][]accessReq, fallback map[string]bool) map[string]*Endpoint {
 	p := &prober{spec: o.Spec, timeout: o.ProbeTimeout, now: o.Now, lookup: o.Lookup, proxy: o.Proxy,
 		dialer: &net.Dialer{KeepAlive: -1}}
@@ -233,7 +234,7 @@ func probeAll(ctx context.Context, o Options, work map[string][]accessReq, fallb
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, o.Parallel)
-	for _, u := range slices.Sorted(mapKeys(work)) { // the order probes start in
+	for _, u := range slices.Sorted(maps.Keys(work)) { // the order probes start in
 		ep := &Endpoint{URL: strings.TrimSuffix(u, " (insecure)"), Insecure: fallback[u], Steps: []Step{}, Access: []*Access{}}
 		out[u] = ep
 		wg.Add(1)
@@ -274,21 +275,11 @@ func probeAll(ctx context.Context, o Options, work map[string][]accessReq, fallb
 	return out
 }
 
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 // DefaultImages is one image per registry the spec mirrors ("*" has no
 // name to pull): repository (e.g. "library/busybox:latest") under each.
 func DefaultImages(s *spec.Spec, repository string) ([]engines.Image, error) {
 	var out []engines.Image
-	for _, reg := range slices.Sorted(mapKeys(s.Mirrors)) {
+	for _, reg := range slices.Sorted(maps.Keys(s.Mirrors)) {
 		if reg == "*" {
 			continue
 		}

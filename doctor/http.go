@@ -85,9 +85,10 @@ type client struct {
 	timeout time.Duration
 }
 
-func newClient(tlsCfg *tls.Config, timeout time.Duration, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *client {
+func newClient(tlsCfg *tls.Config, timeout time.Duration, proxy func(*http.Request) (*url.URL, error),
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)) *client {
 	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 proxy, // the one the report names (Options.Proxy)
 		DialContext:           dial,
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   timeout,
@@ -246,10 +247,9 @@ func parseParams(s string, ch *Challenge) string {
 type tokenFacts struct {
 	token string
 	// jwt: the token is a JWT whose claims were read.
-	jwt       bool
-	subject   string
-	actions   []string // granted on the repository
-	expiresIn int
+	jwt     bool
+	subject string
+	actions []string // granted on the repository
 }
 
 // readToken reads a token endpoint's answer ({"token"} or
@@ -259,12 +259,11 @@ func readToken(body []byte, repo string) (tokenFacts, error) {
 	var doc struct {
 		Token       string `json:"token"`
 		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return tokenFacts{}, fmt.Errorf("the answer is not a token document: %w", err)
 	}
-	f := tokenFacts{token: doc.Token, expiresIn: doc.ExpiresIn}
+	f := tokenFacts{token: doc.Token}
 	if f.token == "" {
 		f.token = doc.AccessToken
 	}
@@ -297,15 +296,6 @@ func readToken(body []byte, repo string) (tokenFacts, error) {
 		}
 	}
 	return f, nil
-}
-
-func (f tokenFacts) grants(action string) bool {
-	for _, a := range f.actions {
-		if a == action || a == "*" {
-			return true
-		}
-	}
-	return false
 }
 
 // tokenURL is the realm with service and scope.

@@ -101,7 +101,7 @@ func (p *prober) connectURL(ctx context.Context, ep *Endpoint, u *url.URL, insec
 			return nil
 		}
 	}
-	c := &conn{ep: ep, u: u, client: newClient(tlsCfg, p.timeout, p.dialer.DialContext)}
+	c := &conn{ep: ep, u: u, client: newClient(tlsCfg, p.timeout, p.proxy, p.dialer.DialContext)}
 	p.ping(ctx, c)
 	return c
 }

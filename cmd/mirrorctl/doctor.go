@@ -86,18 +86,27 @@ func runDoctor(ctx context.Context, g *globalFlags, f doctorFlags, args []string
 	if len(images) == 0 {
 		return &exitError{code: exitInput, err: errors.New("no image to check: give IMAGE arguments, or a spec with mirrors")}
 	}
+	// --timeout bounds the whole run: planning asks engine binaries and
+	// daemons too.
+	rctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	errTimeout := &exitError{code: exitFailure, err: fmt.Errorf(
+		"--timeout %s ran out before every check finished: give a longer --timeout, or a shorter --probe-timeout for unreachable mirrors", f.timeout)}
 	st, err := state.Open(g.host).Load()
 	if err != nil {
 		log.Warn("reading mirrorctl's state", "err", err)
 		st = state.New()
 	}
 	opts := plan.Options{Root: g.host, Only: g.engines, State: st, Version: hostexec.New(g.host).Version, Log: log}
-	p, err := plan.Build(ctx, s, opts)
+	p, err := plan.Build(rctx, s, opts)
 	if err != nil {
 		// A file the engine cannot render over is no reason not to look.
 		log.Warn("planning what sync would change", "err", err)
 		opts.Engines = detectOnly()
-		if p, err = plan.Build(ctx, s, opts); err != nil {
+		if p, err = plan.Build(rctx, s, opts); err != nil {
+			if rctx.Err() != nil && ctx.Err() == nil {
+				return errTimeout
+			}
 			return err
 		}
 	}
@@ -116,8 +125,6 @@ func runDoctor(ctx context.Context, g *globalFlags, f doctorFlags, args []string
 			Host: engines.Host{FS: g.host.FS(), Owned: st.Owned(d.Engine)},
 		})
 	}
-	rctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
 	rep, runErr := doctor.Run(rctx, doctor.Options{Spec: s, Images: images, Targets: targets, Resolve: g.host.Resolve,
 		ProbeTimeout: f.probeTimeout, Parallel: f.parallel, Log: log})
 	if rep == nil {
@@ -136,6 +143,8 @@ func runDoctor(ctx context.Context, g *globalFlags, f doctorFlags, args []string
 		return err
 	}
 	switch {
+	case runErr != nil && errors.Is(runErr, context.DeadlineExceeded) && ctx.Err() == nil:
+		return silenced(errTimeout)
 	case runErr != nil:
 		return silenced(&exitError{code: exitFailure, err: runErr})
 	case !rep.OK:

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -144,5 +145,36 @@ engines:
 		if strings.Contains(out+errOut, secret) {
 			t.Errorf("output shows %q:\n%s%s", secret, out, errOut)
 		}
+	}
+}
+
+// --timeout bounds the whole run, and running out says so: a mirror that
+// accepts connections and never answers, with a probe timeout longer than
+// the run's, ends with exit 1 and the flag named.
+func TestDoctorTimeoutIsNamed(t *testing.T) {
+	h := newHost(t)
+	h.healthy = func(string) error { return nil }
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() }) // held open, never answered
+		}
+	}()
+	spec := h.write("doctor.yaml", "mirrors:\n  docker.io:\n    endpoint: [\"http://"+l.Addr().String()+"\"]\n"+
+		"engines:\n  containerd: {enabled: true}\n  docker: {enabled: false}\n  k3s: {enabled: false}\n  crictl: {enabled: false}\n")
+	if code, out, errOut := h.run("", "--config", spec, "sync", "--adopt"); code != exitOK {
+		t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := h.run("", "--config", spec, "doctor", "--timeout", "300ms", "--probe-timeout", "1m")
+	if code != exitFailure || !strings.Contains(errOut, "--timeout 300ms ran out before every check finished") {
+		t.Errorf("exit %d, want %d naming --timeout:\n%s%s", code, exitFailure, out, errOut)
 	}
 }
