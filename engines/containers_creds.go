@@ -34,12 +34,11 @@ type authFile struct {
 // credHit is what a lookup found: an entry (file, key), a helper asked,
 // nothing, or a failure.
 type credHit struct {
-	file, key  string
-	helper     string // docker-credential-<helper> is asked instead
-	basic      string // "user:password" as the library decodes it; secret
-	token      string // identitytoken; secret
-	err        error
-	skippedBad bool // an entry without user:password was skipped first
+	file, key string
+	helper    string // docker-credential-<helper> is asked instead
+	basic     string // "user:password" as the library decodes it; secret
+	token     string // identitytoken; secret
+	err       error
 }
 
 type authFileContent struct {
@@ -55,7 +54,6 @@ type authEntry struct {
 // lookupCreds is the library's lookup of key (a name: host[/ns…/repo]).
 func lookupCreds(fsys fs.FS, helpers []string, files []authFile, key string) credHit {
 	registry, _, _ := strings.Cut(key, "/")
-	skipped := false
 	for _, helper := range helpers {
 		if helper != containersAuthHelper {
 			return credHit{helper: helper} // asked; what it answers is not known here
@@ -63,13 +61,11 @@ func lookupCreds(fsys fs.FS, helpers []string, files []authFile, key string) cre
 		for _, f := range files {
 			hit, found := lookupInFile(fsys, f, key, registry)
 			if hit.err != nil || hit.helper != "" || (found && hit.basic != "") {
-				hit.skippedBad = skipped
 				return hit
 			}
-			skipped = skipped || found
 		}
 	}
-	return credHit{skippedBad: skipped}
+	return credHit{}
 }
 
 // lookupInFile looks key up in one file; found reports an entry was used

@@ -35,11 +35,8 @@ func (hw hostsWarner) mirror(name string, m *spec.Mirror) {
 // before host:port (hostPaths in config_unix.go).
 func (hw hostsWarner) shadowingDirs(fsys fs.FS, hosts map[string]*registryHosts) {
 	for _, dir := range sortedKeys(hosts) {
-		if i := strings.LastIndex(dir, ":"); i > 0 {
-			alt := dir[:i] + "_" + dir[i+1:] + "_"
-			if hostHas(fsys, path.Join(hw.certsDir, alt)) {
-				hw.warn(spec.Pos{}, "%s/%s exists and %s reads it before %s", hw.certsDir, alt, hw.reader, dir)
-			}
+		if alt := hostDirectory(dir); alt != dir && hostHas(fsys, path.Join(hw.certsDir, alt)) {
+			hw.warn(spec.Pos{}, "%s/%s exists and %s reads it before %s", hw.certsDir, alt, hw.reader, dir)
 		}
 	}
 }

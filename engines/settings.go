@@ -84,8 +84,11 @@ func Sections() map[string]spec.SectionParser {
 // BootUnits are every unit an engine may run as: the boot-time sync is
 // ordered before them, so that they start with the mirrors in place.
 func BootUnits() []string {
-	return []string{containerdUnit, dockerUnit, "k3s.service", "k3s-agent.service",
-		"rke2-server.service", "rke2-agent.service", crioUnit}
+	units := []string{containerdUnit, dockerUnit}
+	for _, d := range k3sDists {
+		units = append(units, d.units...)
+	}
+	return append(units, crioUnit)
 }
 
 // settingsOf returns an engine's settings from s, or the zero value.
