@@ -32,10 +32,12 @@ import (
 // decode, after which it falls back to the registry itself) is captured and
 // reported with the host paths put back.
 
-// Bounds on what is copied: certs.d holds a directory per registry.
+// Bounds on what is copied (only the directories of one registry are):
+// the Docker-layout certificates of one directory, and the TLS files all
+// hosts.toml files name.
 const (
-	maxHostsDirs  = 512
-	maxHostsFiles = 64
+	maxCertFiles = 64
+	maxTLSCopies = 2048
 )
 
 // loadedHosts is the loader's answer for one registry.
@@ -107,7 +109,7 @@ func loadHostsOf(ctx context.Context, fsys fs.FS, roots []string, registry strin
 	lctx := clog.WithLogger(ctx, logrus.NewEntry(logger))
 	hosts, err := config.ConfigureHosts(lctx, config.HostOptions{HostDir: hostDir})(registry)
 	if err != nil {
-		return loadedHosts{}, fmt.Errorf("%s", c.hostPaths(err.Error()))
+		return loadedHosts{}, fmt.Errorf("loading the hosts of %s: %s", registry, c.hostPaths(err.Error()))
 	}
 	return loadedHosts{hosts: hosts, dir: c.hostPaths(used), tls: c.tls, logged: logged}, nil
 }
@@ -151,7 +153,6 @@ func (c *hostsCopy) copyRoot(root, troot string) error {
 	if err != nil {
 		return nil // a missing or unreadable certs.d is "no directory" to containerd as well
 	}
-	dirs := 0
 	for _, ent := range ents {
 		name := ent.Name()
 		if !isDirName(name) || !slices.Contains(c.names, name) {
@@ -160,9 +161,6 @@ func (c *hostsCopy) copyRoot(root, troot string) error {
 		hostDir := path.Join(root, name)
 		if fi, err := fs.Stat(c.fsys, FSPath(hostDir)); err != nil || !fi.IsDir() {
 			continue
-		}
-		if dirs++; dirs > maxHostsDirs {
-			return fmt.Errorf("%s has more than %d directories", root, maxHostsDirs)
 		}
 		tdir := filepath.Join(troot, name)
 		if err := os.Mkdir(tdir, 0o700); err != nil {
@@ -183,15 +181,17 @@ func (c *hostsCopy) copyDir(hostDir, tdir string) error {
 	if err != nil {
 		return nil
 	}
-	files := 0
+	certs := 0
 	for _, ent := range ents {
 		name := ent.Name()
 		isCert := strings.HasSuffix(name, ".crt") || strings.HasSuffix(name, ".cert") || strings.HasSuffix(name, ".key")
 		if (name != "hosts.toml" && !isCert) || !isDirName(name) {
 			continue
 		}
-		if files++; files > maxHostsFiles {
-			break
+		// hosts.toml is always copied; a directory with more certificates
+		// than any registry needs is said, not silently cut short.
+		if certs += boolInt(isCert); certs > maxCertFiles {
+			return fmt.Errorf("%s holds more than %d certificate and key files", hostDir, maxCertFiles)
 		}
 		data, err := fs.ReadFile(c.fsys, FSPath(path.Join(hostDir, name)))
 		if err != nil {
@@ -296,7 +296,7 @@ func (c *hostsCopy) copyFile(hostDir, p string) (string, string) {
 	c.n++
 	t := filepath.Join(c.tmp, "files", fmt.Sprintf("%d-%s", c.n, path.Base(hp)))
 	c.back[t] = hp
-	if c.files++; c.files > maxHostsDirs*4 {
+	if c.files++; c.files > maxTLSCopies {
 		return t, hp
 	}
 	data, err := fs.ReadFile(c.fsys, FSPath(hp))

@@ -3,6 +3,7 @@ package engines
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"slices"
@@ -387,5 +388,23 @@ func TestJSONErrorsQuoteNoContent(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "Z") || strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "line 1, column") {
 			t.Errorf("%q: %v", data, err)
 		}
+	}
+}
+
+// A registry directory with more certificates than the loader's copy
+// takes is said with its path, never read as a directory without its
+// hosts.toml (which sorts after them).
+func TestHostsLoadTooManyCertificates(t *testing.T) {
+	fsys := fstest.MapFS{"etc/containerd/certs.d/docker.io/hosts.toml": {Data: []byte("[host.\"https://m.example.com\"]\n")}}
+	for i := range maxCertFiles + 1 {
+		fsys[fmt.Sprintf("etc/containerd/certs.d/docker.io/a%03d.crt", i)] = &fstest.MapFile{Data: []byte("x")}
+	}
+	_, err := loadHostsOf(context.Background(), fsys, []string{"/etc/containerd/certs.d"}, "docker.io", []string{"docker.io"})
+	if err == nil || !strings.Contains(err.Error(), "/etc/containerd/certs.d/docker.io holds more than") {
+		t.Fatalf("error %v, want the directory named", err)
+	}
+	delete(fsys, "etc/containerd/certs.d/docker.io/a000.crt")
+	if _, err := loadHostsOf(context.Background(), fsys, []string{"/etc/containerd/certs.d"}, "docker.io", []string{"docker.io"}); err != nil {
+		t.Fatalf("at the bound: %v", err)
 	}
 }
