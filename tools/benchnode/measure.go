@@ -16,7 +16,6 @@ import (
 // (untimed) before each run.
 type command struct {
 	argv []string
-	env  []string
 	prep func() error
 }
 
@@ -58,7 +57,7 @@ func (rn runner) run(c command, tree bool) (sample, error) {
 	}
 	defer pr.Close()
 	cmd := exec.Command(rn.spawn, c.argv...)
-	cmd.Env = append(append([]string(nil), baseEnv...), c.env...)
+	cmd.Env = baseEnv
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
 	cmd.ExtraFiles = []*os.File{pw}
 	if err := cmd.Start(); err != nil {
@@ -99,7 +98,7 @@ func diagnose(c command) string {
 		}
 	}
 	cmd := exec.Command(c.argv[0], c.argv[1:]...)
-	cmd.Env = append(append([]string(nil), baseEnv...), c.env...)
+	cmd.Env = baseEnv
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Run()
@@ -117,10 +116,9 @@ func diagnose(c command) string {
 // coincide), exact for a tree of one process. A forked child that has not
 // exec'd yet shares or copies its parent's pages: it is not counted.
 type treeSampler struct {
-	done  chan struct{}
-	peak  chan int64
-	top   int
-	ticks int
+	done chan struct{}
+	peak chan int64
+	top  int
 }
 
 func startTreeSampler(pid int) *treeSampler {

@@ -47,7 +47,7 @@ func straceRun(c command, dir string) (counts, error) {
 	out := filepath.Join(dir, "strace.out")
 	args := append([]string{"-f", "-qq", "-y", "-e", "signal=none", "-e", "trace=" + strings.Join(traced, ","), "-o", out}, c.argv...)
 	cmd := exec.Command("strace", args...)
-	cmd.Env = append(append([]string(nil), baseEnv...), c.env...)
+	cmd.Env = baseEnv
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return counts{}, fmt.Errorf("strace %s: %w: %.2000s", strings.Join(c.argv, " "), err, b)
 	}

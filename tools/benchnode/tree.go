@@ -31,7 +31,6 @@ import (
 // absent) and what it is, for the report.
 type engineSet struct {
 	containerd, dockerd, crictl string
-	notes                       []string
 }
 
 // A node is one scratch root with its spec: the tree before mirrorctl ever
@@ -41,14 +40,12 @@ type engineSet struct {
 type node struct {
 	name      string
 	registry  int
-	dir       string
 	spec      string // the spec file (outside the roots, as --config)
 	pristine  string
 	live      string
 	fresh     string
 	floor     string
-	manifest  string // what a changed sync writes, for the writer
-	engines   engineSet
+	manifest  string            // what a changed sync writes, for the writer
 	binaries  map[string]string // host path in the root -> the file it links to
 	changedN  int               // files and directories a changed sync wrote
 	changedKB int64
@@ -59,7 +56,7 @@ func buildNode(name, dir string, n int, es engineSet, configToml []byte, ca []by
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	nd := &node{name: name, registry: n, dir: dir, engines: es,
+	nd := &node{name: name, registry: n,
 		spec:     filepath.Join(dir, "spec", "config.yaml"),
 		pristine: filepath.Join(dir, "pristine"), live: filepath.Join(dir, "live"),
 		fresh: filepath.Join(dir, "fresh"), floor: filepath.Join(dir, "floor"),
@@ -108,7 +105,7 @@ func (nd *node) linkBinaries(root string) error {
 	return nil
 }
 
-// resetFresh puts root back to the node before its first sync, binaries
+// reset puts root back to the node before its first sync, binaries
 // and the engine version cache kept (the cache as a warm node has it).
 func (nd *node) reset(root string, binaries bool) error {
 	ents, err := os.ReadDir(root)
