@@ -178,6 +178,7 @@ tool_scenarios() {
       done
       if [ "$2" = "$CONTAINERD2_VERSION" ]; then
         echo node/unhealthy; echo docker-29/classic-store; echo docker-29/handmade-store; echo docker-29/containerd-store
+        printf '%s\n' token/containerd-"$C2_LABEL"-{config,header} doctor/faults doctor/ok  # use_containerd "$C2_LABEL"
       fi ;;
     dockerd) echo docker-29/classic-store; echo docker-29/handmade-store; echo docker-29/containerd-store ;;
     distribution) printf '%s\n' token/containerd-{1.6,"$C2_LABEL"}-{config,header} token/docker doctor/faults doctor/ok ;;

@@ -131,14 +131,7 @@ tokenauth_push() {
 token_requests_since() { log_since "$TOKEN_LOG" "$1" | grep -E ' (GET|POST) /token'; }
 
 # tokenauth_wanted: a scenario that needs the token registry is selected (E2E_ONLY).
-tokenauth_wanted() {
-  local n
-  [ -z "${E2E_ONLY:-}" ] && return 0
-  for n in token/containerd-{1.6,"$C2_LABEL"}-{config,header} token/docker doctor/faults doctor/ok; do
-    [[ $n =~ $E2E_ONLY ]] && return 0
-  done
-  return 1
-}
+tokenauth_wanted() { tool_wanted distribution "$DISTRIBUTION_VERSION"; }
 
 # sc_tokenauth: started once, like the mirror, for the scenarios that use it.
 sc_tokenauth() {

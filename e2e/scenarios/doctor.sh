@@ -32,7 +32,7 @@ EOF
   spec_engines true false false false "$1"
 }
 
-# doctor_json ARGS...: mirrorctl doctor -o json (exit status kept in DOCTOR_RC).
+# doctor_json ARGS...: mirrorctl doctor -o json; its exit status is the function's.
 doctor_json() { mctl doctor -o json "$@"; }
 
 # verdict FILE ENGINE REGISTRY: "LEVEL CAUSE VIA" of an engine's verdict for a registry.
@@ -76,8 +76,6 @@ push_refused() {
 # token_user_served MARK: the token service issued $REG_USER a token since MARK.
 token_user_served() { token_requests_since "$1" | grep "GET /token $REG_USER: 200"; }
 
-# pull_fails REF: crictl pull REF fails.
-pull_fails() { if cri pull "$1"; then return 1; fi; return 0; }
 
 # routes_are FILE ENGINE REGISTRY URL...: the engine tries exactly these URLs, in order.
 routes_are() {
@@ -133,7 +131,7 @@ sc_token_containerd() {
     # Measured (README, "containerd credentials"): 1.6 sends hosts.toml headers to the registry but not to
     # the token realm; the realm's anonymous token grants nothing; the pull fails.
     check "crictl pull registry.example.invalid/... fails on 1.6 with the header alone (insufficient scope)" \
-      pull_fails "registry.example.invalid/$IMAGE_REPO:$IMAGE_TAG"
+      cri_pull_fails "registry.example.invalid/$IMAGE_REPO:$IMAGE_TAG"
   fi
   local reqs get_user post_user anon n401
   reqs=$(token_requests_since "$tmark")
@@ -207,7 +205,8 @@ EOF
   sed -i "s|\"http://$TOKEN_REG_ANON\"|\"http://$TOKEN_REG\"|" "$d/spec.yaml"
   check "mirrorctl sync --no-restart (Hub mirror: the token registry)" mctl sync --config "$d/spec.yaml" --no-restart || return
   kill -HUP "$DOCKERD_PID"
-  wait_until 10 docker_mirrors_are "[\"http://$TOKEN_REG/\"]"
+  check "dockerd reloaded: docker info lists the token registry as its mirror" \
+    wait_until 10 docker_mirrors_are "[\"http://$TOKEN_REG/\"]" || return
   docker_ rmi -f "$IMAGE_REPO:$IMAGE_TAG" >/dev/null 2>&1
   if docker_ pull "$IMAGE_REPO:$IMAGE_TAG" >"$d/pull-creds.out" 2>&1; then ok_creds=yes; fi
   check "docker pull $IMAGE_REPO:$IMAGE_TAG fails: dockerd sends the mirror no credentials (as measured: $ok_creds)" test "$ok_creds" = no
@@ -330,7 +329,8 @@ sc_doctor_ok() {
   doctor_json --config "$d/spec-docker.yaml" --repository "$IMAGE_REPO:$IMAGE_TAG" >"$d/pending-docker.json" 2>/dev/null
   check "dockerd: before SIGHUP doctor names the reload owed (pending_reload)" state_has "$d/pending-docker.json" docker pending_reload
   kill -HUP "$DOCKERD_PID"
-  wait_until 10 docker_mirrors_are "[\"http://$TOKEN_REG_ANON/\"]"
+  check "dockerd reloaded: docker info lists the anonymous token registry as its mirror" \
+    wait_until 10 docker_mirrors_are "[\"http://$TOKEN_REG_ANON/\"]" || return
   doctor_json --config "$d/spec-docker.yaml" --repository "$IMAGE_REPO:$IMAGE_TAG" >"$d/ok-docker.json" 2>/dev/null
   rc=$?
   check "dockerd: after SIGHUP doctor OK, exit 0" ok_via "$d/ok-docker.json" "$rc" docker docker.io "http://$TOKEN_REG_ANON/v2" ||
