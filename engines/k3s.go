@@ -202,10 +202,24 @@ func (e k3sEngine) Activation(changes []render.Change, d Detection) Activation {
 	}
 	if len(changed) > 0 {
 		a.Disruption = Restart
-		a.Reason = strings.Join(changed, ", ") + " changed; k3s reads registries.yaml only at start"
+		a.Reason = namedFiles(changed) + " changed; k3s reads registries.yaml only at start"
 		a.Probe = health.Probe{Containerd: &health.ContainerdProbe{Socket: cmp.Or(d.Socket, k3sContainerdSocket)}}
 	}
 	return a
+}
+
+// maxNamedFiles bounds the paths an activation's reason lists: the reason is
+// logged, kept in state.json while the action is owed and shown by plan and
+// status, and 1,000 registries' certificates made it 100 KB.
+const maxNamedFiles = 3
+
+// namedFiles lists paths for a reason, the first maxNamedFiles of them and
+// how many more there are.
+func namedFiles(paths []string) string {
+	if len(paths) <= maxNamedFiles {
+		return strings.Join(paths, ", ")
+	}
+	return fmt.Sprintf("%s and %d more files", strings.Join(paths[:maxNamedFiles], ", "), len(paths)-maxNamedFiles)
 }
 
 // k3sExtensions warns about the spec's extensions registries.yaml cannot hold.

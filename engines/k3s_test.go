@@ -2,6 +2,8 @@ package engines
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -97,6 +99,28 @@ func TestK3sActivation(t *testing.T) {
 				t.Errorf("Activation (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A restart's reason names a few files, not all: 1,000 registries'
+// certificates made it 100 KB, kept in state.json and printed by plan.
+func TestK3sActivationReasonNamesAFewFiles(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want string
+	}{
+		{1, "/etc/rancher/k3s/c0/ca.crt changed; "},
+		{3, "/etc/rancher/k3s/c0/ca.crt, /etc/rancher/k3s/c1/ca.crt, /etc/rancher/k3s/c2/ca.crt changed; "},
+		{2000, "/etc/rancher/k3s/c0/ca.crt, /etc/rancher/k3s/c1/ca.crt, /etc/rancher/k3s/c2/ca.crt and 1997 more files changed; "},
+	} {
+		var paths []string
+		for i := range c.n {
+			paths = append(paths, fmt.Sprintf("/etc/rancher/k3s/c%d/ca.crt", i))
+		}
+		got := NewK3s().Activation(changed("x", paths...), Detection{Unit: "k3s.service"}).Reason
+		if !strings.HasPrefix(got, c.want) {
+			t.Errorf("%d files: reason %q, want it to start %q", c.n, got, c.want)
+		}
 	}
 }
 
