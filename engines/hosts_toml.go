@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/mirrorctl/mirrorctl/render"
@@ -228,12 +229,21 @@ func (w *hostsWriter) stale(fsys fs.FS, rendered map[string][]render.File, specD
 		}
 		dir := path.Join(w.certsDir, ent.Name())
 		hostsPath := path.Join(dir, "hosts.toml")
+		want, isRendered := rendered[ent.Name()]
+		unwanted := tlsFileNames
+		if isRendered {
+			// The plan reads this hosts.toml anyway; here it only decides
+			// whether stray TLS files are ours to remove, so one listing
+			// finds whether there are any (most directories have none).
+			if unwanted = strayTLSNames(fsys, dir, want); len(unwanted) == 0 {
+				continue
+			}
+		}
 		data, err := fs.ReadFile(fsys, FSPath(hostsPath))
 		if err != nil || !bytes.HasPrefix(data, []byte(hostsMarker)) {
 			continue
 		}
 		group := w.group + ent.Name()
-		want, isRendered := rendered[ent.Name()]
 		if !isRendered && !specDirs[ent.Name()] && isMigrated(data) {
 			out = append(out, render.File{Path: hostsPath, Data: data, Mode: 0o644, Group: group, Primary: true})
 			continue
@@ -242,7 +252,7 @@ func (w *hostsWriter) stale(fsys fs.FS, rendered map[string][]render.File, specD
 			out = append(out, render.File{Path: hostsPath, Remove: true, Group: group, Primary: true})
 		}
 	names:
-		for _, n := range tlsFileNames {
+		for _, n := range unwanted {
 			p := path.Join(dir, n)
 			for _, f := range want {
 				if f.Path == p {
@@ -252,6 +262,27 @@ func (w *hostsWriter) stale(fsys fs.FS, rendered map[string][]render.File, specD
 			if _, err := fs.Stat(fsys, FSPath(p)); err == nil {
 				out = append(out, render.File{Path: p, Remove: true, Group: group})
 			}
+		}
+	}
+	return out
+}
+
+// strayTLSNames lists the TLS file names present in dir that want (the
+// directory's rendered files) does not hold. An unreadable directory has
+// none: nothing is removed from it.
+func strayTLSNames(fsys fs.FS, dir string, want []render.File) []string {
+	ents, err := fs.ReadDir(fsys, FSPath(dir))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, n := range tlsFileNames {
+		p := path.Join(dir, n)
+		if slices.ContainsFunc(want, func(f render.File) bool { return f.Path == p }) {
+			continue
+		}
+		if slices.ContainsFunc(ents, func(e fs.DirEntry) bool { return e.Name() == n }) {
+			out = append(out, n)
 		}
 	}
 	return out
