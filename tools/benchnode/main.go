@@ -27,6 +27,7 @@ import (
 
 type options struct {
 	mirrorctl, minimal, durable string
+	libraries                   string
 	spawn                       string
 	work                        string
 	runs, warmup, minRuns       int
@@ -42,6 +43,7 @@ func main() {
 	flag.StringVar(&o.mirrorctl, "mirrorctl", "bin/mirrorctl", "the mirrorctl binary measured")
 	flag.StringVar(&o.minimal, "minimal", "", "the minimal Go binary (floor of start-up)")
 	flag.StringVar(&o.durable, "durable", "", "the durable writer (floor of a changed sync)")
+	flag.StringVar(&o.libraries, "libraries", "", "a cobra program linking only the libraries sync needs (what a split binary would start in); not measured if empty")
 	flag.StringVar(&o.spawn, "spawn", "", "the launcher every measured program is started through")
 	flag.StringVar(&o.work, "work", "/var/tmp/mirrorctl-bench-node", "scratch directory (roots, copies of the engine binaries)")
 	flag.IntVar(&o.runs, "runs", 20, "measured runs of each command (and of its floor)")
@@ -104,6 +106,16 @@ func bench(o options) error {
 			return err
 		}
 		*p = abs
+	}
+	if o.libraries != "" {
+		abs, err := filepath.Abs(o.libraries)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return err
+		}
+		o.libraries = abs
 	}
 	rn := runner{spawn: o.spawn}
 	started := time.Now()
@@ -225,6 +237,10 @@ func bench(o options) error {
 		return s
 	}
 	add("`mirrorctl version`", "≤ 2× minimal Go", command{argv: []string{o.mirrorctl, "version"}}, minimal, "minimal Go binary")
+	if o.libraries != "" {
+		add("`version` of a program linking only sync's libraries (cobra, yaml.v3, go-toml, go-systemd D-Bus, net/http, crypto/tls)", "",
+			command{argv: []string{o.libraries, "version"}}, minimal, "minimal Go binary")
+	}
 	for _, nd := range all {
 		target := ""
 		switch {
