@@ -191,20 +191,20 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	rc := &containerdRender{s: s, p: p, rel: rel, header: header, schema: schema}
+	rc := &containerdRender{s: s, p: p, rel: rel, header: header, schema: schema, warns: warnList{engine: "containerd"}}
 	if schemaWarn != "" && !cfg.emptySpec {
 		rc.warn(spec.Pos{}, "%s", schemaWarn)
 	}
 	in := rc.inputs(legacy, cfg.path)
 	hosts, warns := buildRegistryHosts(in)
-	rc.warns = append(rc.warns, warns...)
+	rc.warns.list = append(rc.warns.list, warns...)
 	// hosts.toml leaves out the mirrors found down (containerd_down.go);
 	// config.toml and the spec warnings use every mirror, so that a probe
 	// never changes config.toml (a restart).
 	live := hosts
 	if len(h.Down) > 0 {
 		mirrors, downWarns := withoutDown(in.mirrors, h.Down)
-		rc.warns = append(rc.warns, downWarns...)
+		rc.warns.list = append(rc.warns.list, downWarns...)
 		lin := in
 		lin.mirrors = mirrors
 		live, _ = buildRegistryHosts(lin)
@@ -254,7 +254,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	if err := confinePaths("containerd", files, p.certsDir, p.config); err != nil {
 		return Result{}, err
 	}
-	return Result{Files: files, Warnings: rc.warns}, nil
+	return Result{Files: files, Warnings: rc.warns.list}, nil
 }
 
 // specName names the spec in the hosts.toml ownership line.

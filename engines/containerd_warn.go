@@ -1,7 +1,6 @@
 package engines
 
 import (
-	"fmt"
 	"io/fs"
 	"slices"
 	"strings"
@@ -16,11 +15,11 @@ type containerdRender struct {
 	rel    release
 	header bool
 	schema int
-	warns  []Warning
+	warns  warnList
 }
 
 func (rc *containerdRender) warn(pos spec.Pos, format string, a ...any) {
-	rc.warns = append(rc.warns, Warning{Engine: "containerd", Pos: pos, Message: fmt.Sprintf(format, a...)})
+	rc.warns.add(pos, format, a...)
 }
 
 // inputs joins the spec with config.toml's legacy tables; the spec wins for
@@ -139,14 +138,14 @@ func ptrs(list []hostEndpoint) []*hostEndpoint {
 // express, or that will not work the way it reads.
 func (rc *containerdRender) specWarnings(hosts map[string]*registryHosts, want map[string]map[string]any, fsys fs.FS) {
 	r := rc.rel
-	hw := hostsWarner{s: rc.s, reader: "containerd", certsDir: rc.p.certsDir, warn: rc.warn}
+	hw := hostsWarner{s: rc.s, reader: "containerd", certsDir: rc.p.certsDir, warn: rc.warn, warnRegistry: rc.warns.addRegistry}
 	for _, name := range sortedKeys(rc.s.Mirrors) {
 		m := rc.s.Mirrors[name]
 		if len(m.Rewrites) > 0 {
-			rc.warn(m.Pos, "mirrors: %q: rewrite needs k3s's containerd fork; upstream containerd has no equivalent, not rendered", name)
+			rc.warns.addRegistry(m.Pos, name, "mirrors: %[1]s: rewrite needs k3s's containerd fork; upstream containerd has no equivalent, not rendered")
 		}
 		if m.DialTimeout > 0 && r.known && !r.atLeast(2, 1, 0) {
-			rc.warn(m.Pos, "mirrors: %q: dial_timeout needs containerd 2.1+; %s ignores it", name, r)
+			rc.warns.addRegistry(m.Pos, name, "mirrors: %[1]s: dial_timeout needs containerd 2.1+; %[2]s ignores it", r)
 		}
 		hw.mirror(name, m)
 		rh := hosts[registryDir(name)]

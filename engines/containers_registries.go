@@ -79,18 +79,18 @@ func containersTables(s *spec.Spec, w *warnList) []regTable {
 		usable := slices.Contains(caps, "pull")
 		switch {
 		case !usable && len(m.Endpoints) > 0:
-			w.add(m.Pos, "capabilities [%s] without pull: the mirrors of %q serve neither tags nor digests, so CRI-O and Podman do not use them", strings.Join(caps, ", "), name)
+			w.addRegistry(m.Pos, name, "capabilities [%[2]s] without pull: the mirrors of %[1]s serve neither tags nor digests, so CRI-O and Podman do not use them", strings.Join(caps, ", "))
 		case !slices.Contains(caps, "resolve"):
 			t.digestOnly = true // only pulls by digest go to the mirrors
 		}
 		if slices.Contains(caps, "push") {
-			w.add(m.Pos, "CRI-O and Podman never push to a mirror: capability push of %q is not applied", name)
+			w.addRegistry(m.Pos, name, "CRI-O and Podman never push to a mirror: capability push of %[1]s is not applied")
 		}
 		if len(m.Rewrites) > 0 {
-			w.add(m.Pos, "registries.conf cannot rewrite repository names: the rewrite of %q is not applied to CRI-O and Podman", name)
+			w.addRegistry(m.Pos, name, "registries.conf cannot rewrite repository names: the rewrite of %[1]s is not applied to CRI-O and Podman")
 		}
 		if m.DialTimeout > 0 {
-			w.add(m.Pos, "registries.conf has no per-mirror dial timeout: dial_timeout %s of %q is not applied to CRI-O and Podman", m.DialTimeout, name)
+			w.addRegistry(m.Pos, name, "registries.conf has no per-mirror dial timeout: dial_timeout %[2]s of %[1]s is not applied to CRI-O and Podman", m.DialTimeout)
 		}
 		eps := rh.hosts
 		if rh.noUpstream {

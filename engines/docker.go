@@ -346,13 +346,3 @@ func (w *warnList) flagConflict(f dockerFlags, file, flag, key string, inFile bo
 	}
 	w.add(spec.Pos{}, "%s", msg)
 }
-
-// warnList collects an engine's warnings.
-type warnList struct {
-	engine string
-	list   []Warning
-}
-
-func (w *warnList) add(pos spec.Pos, format string, args ...any) {
-	w.list = append(w.list, Warning{Engine: w.engine, Pos: pos, Message: fmt.Sprintf(format, args...)})
-}

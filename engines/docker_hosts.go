@@ -67,14 +67,14 @@ func dockerHostsFiles(s *spec.Spec, h Host, cfg dockerSettings, d Detection, w *
 // dockerHostsWarnings says what hosts.toml under dockerd cannot express,
 // or what works otherwise than under containerd.
 func dockerHostsWarnings(s *spec.Spec, h Host, cfg dockerSettings, d Detection, hosts map[string]*registryHosts, w *warnList) {
-	hw := hostsWarner{s: s, reader: "dockerd", certsDir: cfg.certsDir, warn: w.add}
+	hw := hostsWarner{s: s, reader: "dockerd", certsDir: cfg.certsDir, warn: w.add, warnRegistry: w.addRegistry}
 	for _, name := range sortedKeys(s.Mirrors) {
 		m := s.Mirrors[name]
 		if len(m.Rewrites) > 0 {
-			w.add(m.Pos, "mirrors: %q: rewrite needs k3s's containerd fork; dockerd has no equivalent, not rendered", name)
+			w.addRegistry(m.Pos, name, "mirrors: %[1]s: rewrite needs k3s's containerd fork; dockerd has no equivalent, not rendered")
 		}
 		if m.DialTimeout > 0 && !dockerHostsLoader2_1(d.Version) {
-			w.add(m.Pos, "mirrors: %q: dial_timeout needs Docker 28.3+ (containerd 2.1's hosts loader); Docker %s ignores it", name, d.Version)
+			w.addRegistry(m.Pos, name, "mirrors: %[1]s: dial_timeout needs Docker 28.3+ (containerd 2.1's hosts loader); Docker %[2]s ignores it", d.Version)
 		}
 		hw.mirror(name, m)
 	}

@@ -50,18 +50,6 @@ func dockerHubMirrors(s *spec.Spec, d Detection, w *warnList) []string {
 		hub = &warnList{engine: w.engine} // dropped: hosts.toml decides, docker_hosts.go warns
 	}
 	var out []string
-	// Registries whose mirrors dockerd ignores are named in one warning per
-	// reason, not one each: a spec of hundreds of registries would otherwise
-	// print hundreds of near-identical lines on every sync.
-	var unusedClassic, unusedOld unusedMirrors
-	defer func() {
-		unusedOld.warn(w, func(names string) string {
-			return fmt.Sprintf("Docker %s uses mirrors for Docker Hub only (its containerd image store reads hosts.toml from Docker 28 on): the mirrors of %s are not used by Docker", cmp.Or(version, "(version unknown)"), names)
-		})
-		unusedClassic.warn(w, func(names string) string {
-			return fmt.Sprintf("dockerd's classic image store uses mirrors for Docker Hub only: the mirrors of %s are not used by Docker (with the containerd image store, Docker ≥ 28 reads them from hosts.toml, which mirrorctl then renders)", names)
-		})
-	}()
 	for _, reg := range slices.Sorted(maps.Keys(s.Mirrors)) {
 		m := s.Mirrors[reg]
 		switch {
@@ -77,10 +65,10 @@ func dockerHubMirrors(s *spec.Spec, d Detection, w *warnList) []string {
 			w.add(m.Pos, `%s has no default mirror for every registry: the mirrors of "*" are not used by Docker; add a docker.io entry to mirror Docker Hub`, dockerStoreName(d))
 			continue
 		case d.ImageStore == storeContainerd:
-			unusedOld.add(w, m.Pos, reg)
+			w.addRegistry(m.Pos, reg, "Docker %[2]s uses mirrors for Docker Hub only (its containerd image store reads hosts.toml from Docker 28 on): the mirrors of %[1]s are not used by Docker", cmp.Or(version, "(version unknown)"))
 			continue
 		default:
-			unusedClassic.add(w, m.Pos, reg)
+			w.addRegistry(m.Pos, reg, "dockerd's classic image store uses mirrors for Docker Hub only: the mirrors of %[1]s are not used by Docker (with the containerd image store, Docker ≥ 28 reads them from hosts.toml, which mirrorctl then renders)")
 			continue
 		}
 		for i, ep := range m.Endpoints {
@@ -100,50 +88,6 @@ func dockerHubMirrors(s *spec.Spec, d Detection, w *warnList) []string {
 		dockerHubExtensions(m, hub)
 	}
 	return out
-}
-
-// unusedMirrors collects the registries one warning is about, in the
-// spec's sorted order; the warning points at the first and keeps its place
-// among the other warnings.
-type unusedMirrors struct {
-	slot  int // index of the warning in the list, kept at the first add
-	first spec.Pos
-	names []string
-}
-
-func (u *unusedMirrors) add(w *warnList, pos spec.Pos, registry string) {
-	if len(u.names) == 0 {
-		u.slot, u.first = len(w.list), pos
-		w.list = append(w.list, Warning{}) // filled in by warn
-	}
-	u.names = append(u.names, registry)
-}
-
-// maxNamedRegistries bounds the names one warning lists.
-const maxNamedRegistries = 5
-
-// warn adds the warning message(names) makes, where names is `"a"` for one
-// registry and `3 registries ("a", "b", "c")` for more, the list cut after
-// maxNamedRegistries with how many more there are.
-func (u *unusedMirrors) warn(w *warnList, message func(names string) string) {
-	var names string
-	switch n := len(u.names); n {
-	case 0:
-		return
-	case 1:
-		names = fmt.Sprintf("%q", u.names[0])
-	default:
-		quoted := make([]string, 0, maxNamedRegistries)
-		for _, name := range u.names[:min(n, maxNamedRegistries)] {
-			quoted = append(quoted, fmt.Sprintf("%q", name))
-		}
-		list := strings.Join(quoted, ", ")
-		if n > maxNamedRegistries {
-			list += fmt.Sprintf(" and %d more", n-maxNamedRegistries)
-		}
-		names = fmt.Sprintf("%d registries (%s)", n, list)
-	}
-	w.list[u.slot] = Warning{Engine: w.engine, Pos: u.first, Message: message(names)}
 }
 
 // dockerStoreName names the image store for messages.

@@ -18,16 +18,19 @@ type hostsWarner struct {
 	reader   string
 	certsDir string
 	warn     func(pos spec.Pos, format string, a ...any)
+	// warnRegistry is warnList.addRegistry: one warning for the registries
+	// that share it.
+	warnRegistry func(pos spec.Pos, registry, format string, a ...any)
 }
 
 // mirror warns about a mirror's settings that do something other than
 // they seem to.
 func (hw hostsWarner) mirror(name string, m *spec.Mirror) {
 	if slices.Contains(m.Capabilities, "push") {
-		hw.warn(m.Pos, "mirrors: %q: capability push sends pushes to the mirror", name)
+		hw.warnRegistry(m.Pos, name, "mirrors: %[1]s: capability push sends pushes to the mirror")
 	}
 	if !m.TriesUpstream() && len(m.Endpoints) == 0 {
-		hw.warn(m.Pos, "mirrors: %q: upstream_fallback: false without endpoints; the registry itself is still used", name)
+		hw.warnRegistry(m.Pos, name, "mirrors: %[1]s: upstream_fallback: false without endpoints; the registry itself is still used")
 	}
 }
 

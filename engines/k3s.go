@@ -227,13 +227,13 @@ func k3sExtensions(s *spec.Spec, w *warnList) {
 	for _, reg := range slices.Sorted(maps.Keys(s.Mirrors)) {
 		m := s.Mirrors[reg]
 		if caps := m.EffectiveCapabilities(); !sameStrings(caps, []string{"pull", "resolve"}) {
-			w.add(m.Pos, "registries.yaml cannot set mirror capabilities: k3s uses the mirrors of %q to pull and resolve, not [%s]", reg, strings.Join(caps, ", "))
+			w.addRegistry(m.Pos, reg, "registries.yaml cannot set mirror capabilities: k3s uses the mirrors of %[1]s to pull and resolve, not [%[2]s]", strings.Join(caps, ", "))
 		}
 		if m.DialTimeout > 0 {
-			w.add(m.Pos, "registries.yaml cannot set a dial timeout: dial_timeout %s of %q is not applied to k3s", m.DialTimeout, reg)
+			w.addRegistry(m.Pos, reg, "registries.yaml cannot set a dial timeout: dial_timeout %[2]s of %[1]s is not applied to k3s", m.DialTimeout)
 		}
 		if !m.TriesUpstream() {
-			w.add(m.Pos, "registries.yaml cannot turn off the upstream fallback of %q: start k3s with --disable-default-registry-endpoint (k3s ≥ v1.26.13, v1.27.10, v1.28.6, v1.29.1; it applies to every registry with mirrors)", reg)
+			w.addRegistry(m.Pos, reg, "registries.yaml cannot turn off the upstream fallback of %[1]s: start k3s with --disable-default-registry-endpoint (k3s ≥ v1.26.13, v1.27.10, v1.28.6, v1.29.1; it applies to every registry with mirrors)")
 		}
 	}
 }
