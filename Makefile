@@ -70,9 +70,10 @@ bench: build
 # binaries (Debian's containerd and docker.io, make e2e's crictl and pinned
 # containerd 2.x from E2E_CACHE when there), specs of 20, 100 and 1,000 registries,
 # every measurement interleaved with its floor (a minimal Go binary; a Go program
-# writing the same files durably, one at a time) and reported as medians and
-# ratios, with strace counts and the init trace. Root and strace; 14 minutes on
-# the shared 2-core VM, most of it the 1,000-registry writes (fsync-bound).
+# writing the same files durably, one at a time; a cobra program linking only the
+# libraries sync needs) and reported as medians and ratios, with strace counts
+# and the init trace. Root and strace; 7 minutes on the idle 2-core VM, most of
+# it the 1,000-registry writes (fsync-bound).
 # Not part of test. BENCH_FLAGS=-runs=30, -sizes=20,100, -work=DIR...
 E2E_CACHE   ?= /var/cache/mirrorctl-e2e
 BENCH_FLAGS ?=
