@@ -254,20 +254,21 @@ type pairResult struct {
 	thing, floor []sample
 }
 
-// measure runs warmup pairs, then runs pairs, fewer when a pair is so slow
-// (a thousand registries' files written and fsynced one way and the other)
-// that the measurement would overrun its budget: then it warms up with one
-// pair only, and stops at the first pair past the budget, but never before
-// minRuns.
+// measure runs warmup pairs, then runs pairs. With a budget (> 0) it makes
+// fewer when a pair is so slow (a thousand registries' files written and
+// fsynced one way and the other) that the measurement would overrun it: then
+// it warms up with one pair only, and stops at the first pair past the
+// budget, but never before minRuns. Without one, every measurement makes
+// all its runs.
 func (rn runner) measure(p pair, warmup, runs, minRuns int, budget time.Duration) (pairResult, error) {
 	var r pairResult
 	start := time.Now()
 	for i := 0; i < warmup+runs; i++ {
-		if i > 0 && i < warmup && time.Since(start)*time.Duration(warmup+runs) > budget*time.Duration(i) {
+		if budget > 0 && i > 0 && i < warmup && time.Since(start)*time.Duration(warmup+runs) > budget*time.Duration(i) {
 			i = warmup - 1 // one warm-up pair is all this one gets
 			continue
 		}
-		if i > warmup && len(r.thing) >= minRuns && time.Since(start) > budget {
+		if budget > 0 && i > warmup && len(r.thing) >= minRuns && time.Since(start) > budget {
 			break
 		}
 		a, err := rn.run(p.thing, false)

@@ -65,7 +65,11 @@ func (r *report) write(w *strings.Builder) {
 	fmt.Fprintf(w, "## bench-node: %s\n\n", strings.TrimSpace(string(ver)))
 	fmt.Fprintf(w, "%s on %s: %d CPUs, Linux %s; took %s.\n", r.started.UTC().Format(time.RFC3339), host, runtime.NumCPU(), strings.TrimSpace(string(kernel)), r.took.Round(time.Second))
 	fmt.Fprintf(w, "Load average (1, 5, 15 min) at the start, before each measurement and at the end: %s.\n", strings.Join(r.load, "; "))
-	fmt.Fprintf(w, "Medians of n runs (%d, or fewer, never under %d, where a measurement passed its %s budget) after %d warm-up runs; every run interleaved with a run of its floor; ratio = median of the n pairwise ratios.\n\n", r.o.runs, r.o.minRuns, r.o.budget, r.o.warmup)
+	runs := fmt.Sprintf("%d", r.o.runs)
+	if r.o.budget > 0 {
+		runs = fmt.Sprintf("%d, or fewer, never under %d, where a measurement passed its %s budget", r.o.runs, r.o.minRuns, r.o.budget)
+	}
+	fmt.Fprintf(w, "Medians of n runs (%s) after %d warm-up runs; every run interleaved with a run of its floor; ratio = median of the n pairwise ratios.\n\n", runs, r.o.warmup)
 	for _, n := range r.notes {
 		fmt.Fprintf(w, "- %s\n", n)
 	}
