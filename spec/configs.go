@@ -256,7 +256,7 @@ func (p *parser) tls(key, n *yaml.Node) *TLS {
 	if ca.set() {
 		var ok bool
 		if t.CAFile, t.CA, ok = p.readTLS(ca); ok {
-			if _, msg, hint := checkCertificates(ca.k.Value, t.CAFile, t.CA); msg != "" {
+			if _, msg, hint := p.checkCertificates(ca.k.Value, t.CAFile, t.CA); msg != "" {
 				p.errorf(ca.k, hint, "%s", msg)
 			}
 		}
@@ -265,7 +265,7 @@ func (p *parser) tls(key, n *yaml.Node) *TLS {
 	if cert.set() {
 		var ok bool
 		if t.CertFile, t.Cert, ok = p.readTLS(cert); ok {
-			certs, msg, hint := checkCertificates(cert.k.Value, t.CertFile, t.Cert)
+			certs, msg, hint := p.checkCertificates(cert.k.Value, t.CertFile, t.Cert)
 			if msg != "" {
 				p.errorf(cert.k, hint, "%s", msg)
 			} else {

@@ -58,6 +58,31 @@ func lineOf(data []byte, off int) int {
 
 func isKeyBlock(typ string) bool { return strings.HasSuffix(typ, "PRIVATE KEY") }
 
+// certInput is what checkCertificates's answer depends on.
+type certInput struct{ what, name, data string }
+
+// certCheck is checkCertificates's answer.
+type certCheck struct {
+	certs     []*x509.Certificate
+	msg, hint string
+}
+
+// checkCertificates is the function of that name, parsing each distinct
+// file once: a spec of 2,000 mirrors behind one CA names the same file
+// 2,000 times.
+func (p *parser) checkCertificates(what, name string, data []byte) (certs []*x509.Certificate, msg, hint string) {
+	in := certInput{what, name, string(data)}
+	if c, ok := p.certs[in]; ok {
+		return c.certs, c.msg, c.hint
+	}
+	certs, msg, hint = checkCertificates(what, name, data)
+	if p.certs == nil {
+		p.certs = map[certInput]certCheck{}
+	}
+	p.certs[in] = certCheck{certs, msg, hint}
+	return certs, msg, hint
+}
+
 // checkCertificates checks that a ca_file or cert_file holds one or more
 // CERTIFICATE blocks, each an X.509 certificate, and nothing else. It
 // returns the certificates; msg and hint say what is wrong.

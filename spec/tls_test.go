@@ -178,3 +178,37 @@ func TestTLSFilesAccepted(t *testing.T) {
 		})
 	}
 }
+
+// One TLS file named by many configs is checked once, and each naming
+// still gets its own error, at its own key, in its own words.
+func TestOneTLSFileNamedTwice(t *testing.T) {
+	const garbage = "-----BEGIN CERTIFICATE-----\nTUlJQmZha2VDQQ==\n-----END CERTIFICATE-----\n"
+	dir := writeFilesIn(t, t.TempDir(), map[string]string{"bad.pem": garbage, "ca.pem": testpki.CA, "k.pem": testpki.ClientKey})
+	name := filepath.Join(dir, "spec.yaml")
+	_, err := Parse(name, []byte("configs:\n"+
+		"  a.example.com:\n    tls: {ca_file: bad.pem}\n"+
+		"  b.example.com:\n    tls: {ca_file: bad.pem}\n"+
+		"  c.example.com:\n    tls: {cert_file: bad.pem, key_file: k.pem}\n"+
+		"  d.example.com:\n    tls: {ca_file: ca.pem}\n"+
+		"  e.example.com:\n    tls: {ca_file: ca.pem}\n"), opts())
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse = %v, want spec.Errors", err)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, strings.TrimPrefix(e.Error(), name+":"))
+	}
+	want := []string{"3:11: ca_file: ", "5:11: ca_file: ", "7:11: cert_file: "}
+	if len(got) != len(want) {
+		t.Fatalf("errors:\n%s\nwant %d, starting %q", strings.Join(got, "\n"), len(want), want)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) || !strings.Contains(got[i], "is not a valid X.509 certificate") {
+			t.Errorf("error %d: %q, want it to start %q and name the invalid certificate", i, got[i], want[i])
+		}
+	}
+	if !strings.Contains(errs[2].Hint, "its private key goes in key_file") {
+		t.Errorf("cert_file's hint %q is ca_file's", errs[2].Hint)
+	}
+}

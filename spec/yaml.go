@@ -25,9 +25,10 @@ type parser struct {
 	// refused is the index in errs of the budget error, or -1: the errors
 	// after it come from the values it left out and are dropped.
 	refused int
-	regexps map[string]error // rewrite patterns compiled
-	seen    map[Error]bool   // errors recorded
-	lines   editorLines      // yaml.v3's lines to an editor's
+	regexps map[string]error        // rewrite patterns compiled
+	certs   map[certInput]certCheck // TLS files checked (one CA is often every mirror's)
+	seen    map[Error]bool          // errors recorded
+	lines   editorLines             // yaml.v3's lines to an editor's
 }
 
 func newParser(name string, opts Options) *parser {
