@@ -34,7 +34,7 @@ const maxNamedRegistries = 5
 // "c")`, the list cut after maxNamedRegistries) and args from %[2]. The
 // warning points at the first registry and keeps its place in the list.
 func (w *warnList) addRegistry(pos spec.Pos, registry, format string, args ...any) {
-	key := format + "\x00" + fmt.Sprint(args...)
+	key := format + "\x00" + fmt.Sprintf("%#v", args) // %#v: ("a", "bc") and ("ab", "c") differ
 	g, ok := w.groups[key]
 	if !ok {
 		if w.groups == nil {

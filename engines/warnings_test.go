@@ -19,6 +19,8 @@ func TestAddRegistryGroupsByFormatAndArguments(t *testing.T) {
 	}
 	w.addRegistry(spec.Pos{Line: 30}, "other", "dial_timeout %[2]s of %[1]s is not applied", "9s")
 	w.addRegistry(spec.Pos{Line: 31}, "solo", "push of %[1]s is not applied")
+	w.addRegistry(spec.Pos{Line: 32}, "p", "%[2]s%[3]s of %[1]s", "a", "bc")
+	w.addRegistry(spec.Pos{Line: 33}, "q", "%[2]s%[3]s of %[1]s", "ab", "c")
 	var got []string
 	for _, x := range w.list {
 		got = append(got, fmt.Sprintf("%d: %s", x.Pos.Line, x.Message))
@@ -29,6 +31,8 @@ func TestAddRegistryGroupsByFormatAndArguments(t *testing.T) {
 		"2: between",
 		`30: dial_timeout 9s of "other" is not applied`,
 		`31: push of "solo" is not applied`,
+		`32: abc of "p"`,
+		`33: abc of "q"`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
