@@ -138,7 +138,7 @@ func ptrs(list []hostEndpoint) []*hostEndpoint {
 // express, or that will not work the way it reads.
 func (rc *containerdRender) specWarnings(hosts map[string]*registryHosts, want map[string]map[string]any, fsys fs.FS) {
 	r := rc.rel
-	hw := hostsWarner{s: rc.s, reader: "containerd", certsDir: rc.p.certsDir, warn: rc.warn, warnRegistry: rc.warns.addRegistry}
+	hw := hostsWarner{s: rc.s, reader: "containerd", certsDir: rc.p.certsDir, warns: &rc.warns}
 	for _, name := range sortedKeys(rc.s.Mirrors) {
 		m := rc.s.Mirrors[name]
 		if len(m.Rewrites) > 0 {

@@ -67,7 +67,7 @@ func dockerHostsFiles(s *spec.Spec, h Host, cfg dockerSettings, d Detection, w *
 // dockerHostsWarnings says what hosts.toml under dockerd cannot express,
 // or what works otherwise than under containerd.
 func dockerHostsWarnings(s *spec.Spec, h Host, cfg dockerSettings, d Detection, hosts map[string]*registryHosts, w *warnList) {
-	hw := hostsWarner{s: s, reader: "dockerd", certsDir: cfg.certsDir, warn: w.add, warnRegistry: w.addRegistry}
+	hw := hostsWarner{s: s, reader: "dockerd", certsDir: cfg.certsDir, warns: w}
 	for _, name := range sortedKeys(s.Mirrors) {
 		m := s.Mirrors[name]
 		if len(m.Rewrites) > 0 {

@@ -17,20 +17,17 @@ type hostsWarner struct {
 	// reader names who reads the tree, in messages: "containerd", "dockerd".
 	reader   string
 	certsDir string
-	warn     func(pos spec.Pos, format string, a ...any)
-	// warnRegistry is warnList.addRegistry: one warning for the registries
-	// that share it.
-	warnRegistry func(pos spec.Pos, registry, format string, a ...any)
+	warns    *warnList
 }
 
 // mirror warns about a mirror's settings that do something other than
 // they seem to.
 func (hw hostsWarner) mirror(name string, m *spec.Mirror) {
 	if slices.Contains(m.Capabilities, "push") {
-		hw.warnRegistry(m.Pos, name, "mirrors: %[1]s: capability push sends pushes to the mirror")
+		hw.warns.addRegistry(m.Pos, name, "mirrors: %[1]s: capability push sends pushes to the mirror")
 	}
 	if !m.TriesUpstream() && len(m.Endpoints) == 0 {
-		hw.warnRegistry(m.Pos, name, "mirrors: %[1]s: upstream_fallback: false without endpoints; the registry itself is still used")
+		hw.warns.addRegistry(m.Pos, name, "mirrors: %[1]s: upstream_fallback: false without endpoints; the registry itself is still used")
 	}
 }
 
@@ -39,7 +36,7 @@ func (hw hostsWarner) mirror(name string, m *spec.Mirror) {
 func (hw hostsWarner) shadowingDirs(fsys fs.FS, hosts map[string]*registryHosts) {
 	for _, dir := range sortedKeys(hosts) {
 		if alt := hostDirectory(dir); alt != dir && hostHas(fsys, path.Join(hw.certsDir, alt)) {
-			hw.warn(spec.Pos{}, "%s/%s exists and %s reads it before %s", hw.certsDir, alt, hw.reader, dir)
+			hw.warns.add(spec.Pos{}, "%s/%s exists and %s reads it before %s", hw.certsDir, alt, hw.reader, dir)
 		}
 	}
 }
@@ -76,10 +73,10 @@ func (hw hostsWarner) unusedCredentials(hosts map[string]*registryHosts) {
 		switch {
 		case mirrorUse || len(mirrorHosts) == 0:
 		case serverUse:
-			hw.warn(c.Pos, "credentials for %s are used only when %s itself is contacted, not for its mirrors; key them by the mirror host (%s)",
+			hw.warns.add(c.Pos, "credentials for %s are used only when %s itself is contacted, not for its mirrors; key them by the mirror host (%s)",
 				key, key, strings.Join(mirrorHosts, ", "))
 		default:
-			hw.warn(c.Pos, "credentials for %s are never used: upstream_fallback is false and no mirror endpoint is %s", key, key)
+			hw.warns.add(c.Pos, "credentials for %s are never used: upstream_fallback is false and no mirror endpoint is %s", key, key)
 		}
 	}
 }
