@@ -193,7 +193,7 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 	}
 	rc := &containerdRender{s: s, p: p, rel: rel, header: header, schema: schema, warns: warnList{engine: "containerd"}}
 	if schemaWarn != "" && !cfg.emptySpec {
-		rc.warn(spec.Pos{}, "%s", schemaWarn)
+		rc.warns.add(spec.Pos{}, "%s", schemaWarn)
 	}
 	in := rc.inputs(legacy, cfg.path)
 	hosts, warns := buildRegistryHosts(in)
@@ -242,13 +242,13 @@ func (containerd) Render(s *spec.Spec, h Host, d Detection) (Result, error) {
 		more = append(more, rewrite)
 	}
 	for _, n := range append(notes, more...) {
-		rc.warn(spec.Pos{}, "%s", n)
+		rc.warns.add(spec.Pos{}, "%s", n)
 	}
 	for _, w := range importWarnings(h.FS, cfg.doc, p.config, rel) {
-		rc.warn(spec.Pos{}, "%s", w)
+		rc.warns.add(spec.Pos{}, "%s", w)
 	}
 	if cfg.criDisabled(schema) {
-		rc.warn(spec.Pos{}, "%s disables the CRI plugin (disabled_plugins): kubelet and crictl pulls will not use these mirrors", p.config)
+		rc.warns.add(spec.Pos{}, "%s disables the CRI plugin (disabled_plugins): kubelet and crictl pulls will not use these mirrors", p.config)
 	}
 	rc.specWarnings(hosts, want, h.FS)
 	if err := confinePaths("containerd", files, p.certsDir, p.config); err != nil {

@@ -18,10 +18,6 @@ type containerdRender struct {
 	warns  warnList
 }
 
-func (rc *containerdRender) warn(pos spec.Pos, format string, a ...any) {
-	rc.warns.add(pos, format, a...)
-}
-
 // inputs joins the spec with config.toml's legacy tables; the spec wins for
 // every registry and host it names.
 func (rc *containerdRender) inputs(legacy legacyContent, configPath string) hostInputs {
@@ -57,15 +53,15 @@ func (rc *containerdRender) inputs(legacy legacyContent, configPath string) host
 		}
 	}
 	if len(unused) > 0 {
-		rc.warn(spec.Pos{}, "legacy tls for %s is not used by the spec's mirrors on that host; add it to the spec as configs.<host>.tls",
+		rc.warns.add(spec.Pos{}, "legacy tls for %s is not used by the spec's mirrors on that host; add it to the spec as configs.<host>.tls",
 			strings.Join(unused, ", "))
 	}
 	if len(moved) > 0 {
-		rc.warn(spec.Pos{}, "migrated legacy registry settings from %s into hosts.toml and removed them there: %s",
+		rc.warns.add(spec.Pos{}, "migrated legacy registry settings from %s into hosts.toml and removed them there: %s",
 			configPath, strings.Join(moved, "; "))
 	}
 	if len(dropped) > 0 {
-		rc.warn(spec.Pos{}, "removed legacy registry settings from %s that the spec replaces: %s",
+		rc.warns.add(spec.Pos{}, "removed legacy registry settings from %s that the spec replaces: %s",
 			configPath, strings.Join(dropped, "; "))
 	}
 	return in
@@ -90,7 +86,7 @@ func (rc *containerdRender) authEntries(hosts map[string]*registryHosts) (map[st
 			}
 			if e.url == nil {
 				if !rc.header {
-					rc.warn(a.Pos, "credentials for %q cannot be written to config.toml (containerd looks them up by exact host); use engines.containerd.credentials: header", rh.registry)
+					rc.warns.add(a.Pos, "credentials for %q cannot be written to config.toml (containerd looks them up by exact host); use engines.containerd.credentials: header", rh.registry)
 				}
 				continue
 			}
@@ -106,7 +102,7 @@ func (rc *containerdRender) authEntries(hosts map[string]*registryHosts) (map[st
 			if !a.IdentityToken.IsZero() && want[host] == nil {
 				want[host] = map[string]any{"identitytoken": a.IdentityToken.Reveal()}
 				if rc.header {
-					rc.warn(a.Pos, "identity_token for %s cannot be sent as a header; it is written to config.toml", host)
+					rc.warns.add(a.Pos, "identity_token for %s cannot be sent as a header; it is written to config.toml", host)
 				}
 			}
 		}
@@ -153,7 +149,7 @@ func (rc *containerdRender) specWarnings(hosts map[string]*registryHosts, want m
 			continue
 		}
 		if r.known && !r.atLeast(1, 6, 0) && (rh.server.overridePath || slices.ContainsFunc(rh.hosts, func(e hostEndpoint) bool { return e.overridePath })) {
-			rc.warn(m.Pos, "mirrors: %q: override_path needs containerd 1.6+; %s appends /v2 to the path", name, r)
+			rc.warns.add(m.Pos, "mirrors: %q: override_path needs containerd 1.6+; %s appends /v2 to the path", name, r)
 		}
 	}
 	if r.known && !r.atLeast(1, 6, 17) {
@@ -165,19 +161,19 @@ func (rc *containerdRender) specWarnings(hosts map[string]*registryHosts, want m
 			pos = &m.Pos
 		}
 		if pos != nil {
-			rc.warn(*pos, "\"*\": the _default directory needs containerd 1.6.17+; %s ignores it", r)
+			rc.warns.add(*pos, "\"*\": the _default directory needs containerd 1.6.17+; %s ignores it", r)
 		}
 	}
 	if len(want) > 0 && !rc.header && r.atLeast(2, 1, 0) {
-		rc.warn(spec.Pos{}, "registry auth in config.toml (%s) makes containerd %s fall back from the transfer service to the deprecated local image pull; consider engines.containerd.credentials: header",
+		rc.warns.add(spec.Pos{}, "registry auth in config.toml (%s) makes containerd %s fall back from the transfer service to the deprecated local image pull; consider engines.containerd.credentials: header",
 			strings.Join(sortedKeys(want), ", "), r)
 	}
 	if rc.header && rc.anyHeader(hosts) {
 		if !r.known || r.major >= 2 {
-			rc.warn(spec.Pos{}, "credentials as an Authorization header: a registry that answers with a Bearer challenge and issues an anonymous token replaces the header")
+			rc.warns.add(spec.Pos{}, "credentials as an Authorization header: a registry that answers with a Bearer challenge and issues an anonymous token replaces the header")
 		}
 		if r.known && !r.atLeast(2, 1, 0) {
-			rc.warn(spec.Pos{}, "credentials as an Authorization header: containerd %s does not send it to the registry's token service (2.1+ does); it works only with registries that accept Basic auth directly", r)
+			rc.warns.add(spec.Pos{}, "credentials as an Authorization header: containerd %s does not send it to the registry's token service (2.1+ does); it works only with registries that accept Basic auth directly", r)
 		}
 	}
 	hw.unusedCredentials(hosts)

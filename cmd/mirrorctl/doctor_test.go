@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -158,14 +159,25 @@ func TestDoctorTimeoutIsNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
+	var mu sync.Mutex
+	var held []net.Conn // held open, never answered
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { c.Close() }) // held open, never answered
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
 		}
 	}()
 	spec := h.write("doctor.yaml", "mirrors:\n  docker.io:\n    endpoint: [\"http://"+l.Addr().String()+"\"]\n"+

@@ -76,7 +76,6 @@ push_refused() {
 # token_user_served MARK: the token service issued $REG_USER a token since MARK.
 token_user_served() { token_requests_since "$1" | grep "GET /token $REG_USER: 200"; }
 
-
 # routes_are FILE ENGINE REGISTRY URL...: the engine tries exactly these URLs, in order.
 routes_are() {
   local f=$1 e=$2 r=$3 got want; shift 3

@@ -30,7 +30,7 @@ func Docker(ctx context.Context, socket string, want DockerProbe) error {
 
 // dockerRunsWith asks dockerd once whether it runs with want's settings.
 func dockerRunsWith(ctx context.Context, socket string, want DockerProbe) error {
-	client := dockerClient(socket)
+	client := unixHTTPClient(socket)
 	if err := get(ctx, client, "/_ping", nil); err != nil {
 		return err
 	}
@@ -82,14 +82,11 @@ type DockerInfo struct {
 // where a daemon that does not answer within ctx counts as not running.
 func DockerInfoOnce(ctx context.Context, socket string) (DockerInfo, error) {
 	var info DockerInfo
-	if err := get(ctx, dockerClient(socket), "/info", &info); err != nil {
+	if err := get(ctx, unixHTTPClient(socket), "/info", &info); err != nil {
 		return DockerInfo{}, fmt.Errorf("dockerd at %s: %w", socket, err)
 	}
 	return info, nil
 }
-
-// dockerClient speaks HTTP to dockerd's API on a unix socket.
-func dockerClient(socket string) *http.Client { return unixHTTPClient(socket) }
 
 // unixHTTPClient speaks HTTP to a daemon's API on a unix socket. Every
 // question is one connection, closed after its answer: a client made per

@@ -135,7 +135,7 @@ func DockerStatus(ctx context.Context, socket string) (DockerState, error) {
 	if err := listening(ctx, socket); err != nil {
 		return DockerState{}, err
 	}
-	st, err := dockerState(ctx, dockerClient(socket))
+	st, err := dockerState(ctx, unixHTTPClient(socket))
 	if err != nil {
 		return DockerState{}, fmt.Errorf("dockerd at %s: %w", socket, err)
 	}

@@ -97,7 +97,11 @@ func bench(o options) error {
 	if _, err := exec.LookPath("strace"); err != nil {
 		return errors.New("needs strace (apt-get install strace)")
 	}
-	for _, p := range []*string{&o.mirrorctl, &o.minimal, &o.durable, &o.spawn} {
+	programs := []*string{&o.mirrorctl, &o.minimal, &o.durable, &o.spawn}
+	if o.libraries != "" { // optional
+		programs = append(programs, &o.libraries)
+	}
+	for _, p := range programs {
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			return err
@@ -106,16 +110,6 @@ func bench(o options) error {
 			return err
 		}
 		*p = abs
-	}
-	if o.libraries != "" {
-		abs, err := filepath.Abs(o.libraries)
-		if err != nil {
-			return err
-		}
-		if _, err := os.Stat(abs); err != nil {
-			return err
-		}
-		o.libraries = abs
 	}
 	rn := runner{spawn: o.spawn}
 	started := time.Now()
