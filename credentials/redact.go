@@ -2,63 +2,94 @@ package credentials
 
 import (
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 )
 
 // A Redactor removes known secret values from text before it is shown:
 // plans, diffs, logs and error messages all pass through one.
 type Redactor struct {
-	values []string // longest first, so a secret containing another is masked whole
-	// heads holds the first three bytes of every value: text in which no
-	// three bytes in a row are one of them holds no secret, and is passed
-	// through without a search for each (a spec with a thousand mirrors has
-	// thousands of secret forms, and each log line would be searched for
-	// every one).
-	heads map[[3]byte]struct{}
+	values map[string]struct{}
+	// heads maps the first three bytes of the values to the lengths of the
+	// values that start with them, longest first. Text is scanned once: at
+	// each byte whose three bytes are a head, only those lengths are looked
+	// up. A spec of thousands of mirrors has tens of thousands of secret
+	// forms, and a plan's diff holds them all: replacing one value after
+	// another would scan the diff once for each.
+	heads map[[3]byte][]int
 }
 
 // NewRedactor returns a Redactor for the given secret values. Values shorter
 // than 3 bytes are ignored: masking every "a" would only garble output, and
 // such a password is not worth hiding from a diff.
 func NewRedactor(values ...string) *Redactor {
-	seen := map[string]bool{}
-	r := &Redactor{heads: map[[3]byte]struct{}{}}
+	r := &Redactor{values: map[string]struct{}{}, heads: map[[3]byte][]int{}}
 	for _, v := range values {
-		if len(v) < 3 || seen[v] {
+		if len(v) < 3 {
 			continue
 		}
-		seen[v] = true
-		r.values = append(r.values, v)
-		r.heads[[3]byte{v[0], v[1], v[2]}] = struct{}{}
+		if _, dup := r.values[v]; dup {
+			continue
+		}
+		r.values[v] = struct{}{}
+		head := [3]byte{v[0], v[1], v[2]}
+		if !slices.Contains(r.heads[head], len(v)) {
+			r.heads[head] = append(r.heads[head], len(v))
+		}
 	}
-	sort.SliceStable(r.values, func(i, j int) bool { return len(r.values[i]) > len(r.values[j]) })
+	for _, lens := range r.heads {
+		slices.SortFunc(lens, func(a, b int) int { return b - a })
+	}
 	return r
 }
 
-// String masks every known secret value in s.
+// String masks every known secret value in s. Every occurrence of every
+// value in s is masked, overlapping ones together: where two values overlap
+// (the end of one is the start of another), one Redacted covers both, so no
+// byte of either shows.
 func (r *Redactor) String(s string) string {
-	if r == nil || !r.mayHold(s) {
+	if r == nil || len(r.values) == 0 {
 		return s
 	}
-	for _, v := range r.values {
-		s = strings.ReplaceAll(s, v, Redacted)
+	var b strings.Builder
+	done := 0            // s[:done] is in b
+	start, end := -1, -1 // the masked run being extended
+	for i := 0; i+3 <= len(s); i++ {
+		n := r.longestAt(s, i)
+		if n == 0 {
+			continue
+		}
+		if i < end { // overlaps the run: extend it
+			end = max(end, i+n)
+			continue
+		}
+		if start >= 0 {
+			b.WriteString(s[done:start])
+			b.WriteString(Redacted)
+			done = end
+		}
+		start, end = i, i+n
 	}
-	return s
+	if start < 0 {
+		return s
+	}
+	b.WriteString(s[done:start])
+	b.WriteString(Redacted)
+	b.WriteString(s[end:])
+	return b.String()
 }
 
-// mayHold reports whether s has the first three bytes of a secret
-// anywhere: when it has not, it holds none.
-func (r *Redactor) mayHold(s string) bool {
-	if len(r.values) == 0 {
-		return false
-	}
-	for i := 0; i+3 <= len(s); i++ {
-		if _, ok := r.heads[[3]byte{s[i], s[i+1], s[i+2]}]; ok {
-			return true
+// longestAt is the length of the longest value s holds at i, 0 for none.
+func (r *Redactor) longestAt(s string, i int) int {
+	for _, n := range r.heads[[3]byte{s[i], s[i+1], s[i+2]}] {
+		if i+n > len(s) {
+			continue
+		}
+		if _, ok := r.values[s[i:i+n]]; ok {
+			return n
 		}
 	}
-	return false
+	return 0
 }
 
 // credentialLine matches a line that assigns a credential in the formats the

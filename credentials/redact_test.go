@@ -1,7 +1,10 @@
 package credentials
 
 import (
+	"cmp"
+	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -72,15 +75,43 @@ func TestSecretNoVerbPrints(t *testing.T) {
 
 // The shortcut for text holding no secret gives what replacing every
 // value in turn gives, on text made of pieces of the secrets themselves.
-func TestRedactorStringAsEveryReplacement(t *testing.T) {
-	values := []string{"pässwörd", "user:pässwörd", "dXNlcjpw", "abc", "bcd", "s3cret-1", "s3cret-10", "xyz"}
-	r := NewRedactor(values...)
-	reference := func(s string) string {
-		for _, v := range r.values {
-			s = strings.ReplaceAll(s, v, Redacted)
+// maskedReference is what String must return, computed the slow way: every
+// occurrence of every value, overlapping occurrences merged into one run,
+// each run replaced by Redacted.
+func maskedReference(values []string, s string) string {
+	type run struct{ start, end int }
+	var found []run
+	for _, v := range values {
+		if len(v) < 3 {
+			continue
 		}
-		return s
+		for i := 0; i+len(v) <= len(s); i++ {
+			if s[i:i+len(v)] == v {
+				found = append(found, run{i, i + len(v)})
+			}
+		}
 	}
+	slices.SortFunc(found, func(a, b run) int { return cmp.Or(a.start-b.start, b.end-a.end) })
+	var merged []run
+	for _, f := range found {
+		if n := len(merged); n > 0 && f.start < merged[n-1].end {
+			merged[n-1].end = max(merged[n-1].end, f.end)
+			continue
+		}
+		merged = append(merged, f)
+	}
+	var b strings.Builder
+	done := 0
+	for _, m := range merged {
+		b.WriteString(s[done:m.start] + Redacted)
+		done = m.end
+	}
+	return b.String() + s[done:]
+}
+
+func TestRedactorMasksEveryOccurrence(t *testing.T) {
+	values := []string{"pässwörd", "user:pässwörd", "dXNlcjpw", "abc", "bcd", "s3cret-1", "s3cret-10", "xyz", "ab"}
+	r := NewRedactor(values...)
 	pieces := []string{"", " ", "a", "b", "c", "d", "ab", "bc", "cd", "user:", "päss", "wörd", "s3cret-", "1", "0", "x", "yz", "dXNl", "cjpw", "\n", "<redacted>"}
 	seed := uint32(1)
 	next := func(n int) int {
@@ -97,11 +128,50 @@ func TestRedactorStringAsEveryReplacement(t *testing.T) {
 			}
 		}
 		s := b.String()
-		if got, want := r.String(s), reference(s); got != want {
+		if got, want := r.String(s), maskedReference(values, s); got != want {
 			t.Fatalf("String(%q) = %q, want %q", s, got, want)
 		}
 	}
 	if s := "a warning about registry7.example.com, no secret in it"; r.String(s) != s {
 		t.Errorf("text without secrets changed: %q", r.String(s))
+	}
+}
+
+// Replacing one value after another, longest first, left part of an
+// occurrence that overlaps another: in "xpassword123", masking
+// "password123" left the "x" of "xpass" showing.
+func TestRedactorMasksOverlappingValuesWhole(t *testing.T) {
+	r := NewRedactor("password123", "xpass")
+	for in, want := range map[string]string{
+		"pw=xpassword123;":       "pw=<redacted>;",
+		"xpass password123":      "<redacted> <redacted>",
+		"password123password123": "<redacted><redacted>",
+	} {
+		if got := r.String(in); got != want {
+			t.Errorf("String(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A plan's diff for thousands of mirrors holds tens of thousands of secret
+// forms; String scans it once instead of once per value.
+func BenchmarkRedactorManySecrets(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		var values []string
+		var text strings.Builder
+		for i := range n {
+			pair := fmt.Sprintf("puller%d:s3cr3t-password", i)
+			values = append(values, pair, base64.StdEncoding.EncodeToString([]byte(pair)))
+			fmt.Fprintf(&text, "[host.\"https://mirror-%d.example.internal\".header]\n  Authorization = \"Basic %s\"\n", i, values[len(values)-1])
+		}
+		r := NewRedactor(values...)
+		s := text.String()
+		b.Run(fmt.Sprintf("%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if strings.Contains(r.String(s), "cHVsbGVy") {
+					b.Fatal("a secret was left")
+				}
+			}
+		})
 	}
 }

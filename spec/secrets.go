@@ -21,9 +21,11 @@ import (
 // There are no empty strings.
 func (s *Spec) SecretValues() []string {
 	var out []string
+	seen := map[string]bool{} // thousands of mirrors have thousands of forms
 	add := func(v string) {
 		for _, form := range secretForms(v) {
-			if form != "" && !slices.Contains(out, form) {
+			if form != "" && !seen[form] {
+				seen[form] = true
 				out = append(out, form)
 			}
 		}
