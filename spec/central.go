@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -36,6 +37,10 @@ func LoadCentral(name string, data []byte, dir string, opts Options) (*Spec, err
 	errs := p.errs.sorted()
 	for _, file := range dropIns {
 		b, err := opts.ReadFile(file)
+		if errors.Is(err, ErrTooLarge) {
+			errs = append(errs, sizeError(file, -1))
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading drop-in: %w", err)
 		}

@@ -3,6 +3,8 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +151,41 @@ func TestSpecSizeIsBounded(t *testing.T) {
 	check("Serial", err)
 	if _, err := Parse("ok.yaml", []byte(big[:MaxFileSize]), opts()); err != nil {
 		t.Errorf("a spec of exactly MaxFileSize bytes: %v", err)
+	}
+}
+
+// TestLoadNamesFilesTooLarge: a spec file or drop-in over MaxFileSize, as
+// the reader reports it, is one of the spec's mistakes, named with the
+// others and with the way out (drop-ins), not an I/O failure.
+func TestLoadNamesFilesTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	big := strings.Repeat("# padding\n", MaxFileSize/10+1)
+	write := func(name, data string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	main := write("config.yaml", big)
+	write("conf.d/10-big.yaml", big)
+	write("conf.d/20-typo.yaml", "mirors: {}\n")
+	_, err := Load(main, opts())
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 3 {
+		t.Fatalf("Load = %v, want three mistakes", err)
+	}
+	for i, file := range []string{"config.yaml", "10-big.yaml"} {
+		if e := errs[i]; filepath.Base(e.Pos.File) != file || !strings.Contains(e.Msg, "more than the 1048576 bytes") || !strings.Contains(e.Hint, "drop-ins") {
+			t.Errorf("mistake %d = %v, want %s refused for its size with a hint", i, e, file)
+		}
+	}
+	if !strings.Contains(errs[2].Error(), "mirors") {
+		t.Errorf("the drop-in's own mistake is missing: %v", errs[2])
 	}
 }
 

@@ -21,6 +21,11 @@ const defaultKeep = 10
 // drop-ins and the secret and TLS files they name. A spec is kilobytes.
 const MaxFileSize = 1 << 20
 
+// ErrTooLarge is what Options.ReadFile returns (wrapped) for a file over
+// MaxFileSize: a spec file or drop-in then gets the size error, its hint
+// and its name among the spec's Errors instead of an I/O failure.
+var ErrTooLarge = errors.New("larger than a spec file may be")
+
 // Parse reads one spec document named name (the name positions carry).
 // Files it references (password_file, ca_file, ...) are read through opts,
 // relative to the directory of name unless absolute. A bad spec returns
@@ -46,9 +51,10 @@ func Parse(name string, data []byte, opts Options) (*Spec, error) {
 func Load(mainPath string, opts Options) (*Spec, error) {
 	opts = opts.withDefaults()
 	data, err := opts.ReadFile(mainPath)
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrTooLarge) {
 		return nil, fmt.Errorf("reading spec: %w", err)
 	}
+	mainErr := err
 	dropIns, err := opts.Glob(filepath.Join(globEscape(filepath.Dir(mainPath)), "conf.d", "*.yaml"))
 	if err != nil {
 		return nil, fmt.Errorf("listing drop-ins: %w", err)
@@ -60,9 +66,15 @@ func Load(mainPath string, opts Options) (*Spec, error) {
 	var errs Errors
 	for i, name := range s.Files {
 		if i > 0 {
-			if data, err = opts.ReadFile(name); err != nil {
+			if data, err = opts.ReadFile(name); err != nil && !errors.Is(err, ErrTooLarge) {
 				return nil, fmt.Errorf("reading drop-in: %w", err)
 			}
+		} else {
+			err = mainErr
+		}
+		if err != nil { // too large: named with the other mistakes
+			errs = append(errs, sizeError(name, -1))
+			continue
 		}
 		p := newParser(name, opts)
 		p.dropIn = i > 0
@@ -101,7 +113,7 @@ func readFileBounded(name string) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) > MaxFileSize {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, MaxFileSize)
+		return nil, fmt.Errorf("%s is larger than %d bytes: %w", name, MaxFileSize, ErrTooLarge)
 	}
 	return b, nil
 }
@@ -153,13 +165,22 @@ func (p *parser) document(s *Spec, data []byte) {
 	p.dropAfterRefusal()
 }
 
+// sizeError refuses a spec file over MaxFileSize; size is -1 when the
+// reader stopped before the end.
+func sizeError(file string, size int) *Error {
+	msg := fmt.Sprintf("more than the %d bytes a spec file may have", MaxFileSize)
+	if size >= 0 {
+		msg = fmt.Sprintf("%d bytes, %s", size, msg)
+	}
+	return &Error{Pos: Pos{File: file}, Msg: msg,
+		Hint: "split it into drop-ins, conf.d/*.yaml beside the main file, each at most 1 MiB; or share repeated parts with aliases"}
+}
+
 // root is the top mapping of one file's YAML: nil when the file is empty
 // or not a single YAML document with a mapping (the errors say why).
 func (p *parser) root(data []byte) *yaml.Node {
 	if len(data) > MaxFileSize {
-		p.errs = append(p.errs, &Error{Pos: Pos{File: p.file},
-			Msg:  fmt.Sprintf("%d bytes, more than the %d bytes a spec file may have", len(data), MaxFileSize),
-			Hint: "a spec is kilobytes: split it into conf.d drop-ins, or share repeated parts with fewer aliases"})
+		p.errs = append(p.errs, sizeError(p.file, len(data)))
 		return nil
 	}
 	p.lines = newEditorLines(data)

@@ -32,6 +32,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 			[]string{"spec.yaml:5:", "/nonexistent/secret"}},
 		{"wrong_type", "mirrors:\n  docker.io:\n    endpoint: \"https://m.example\"\n", exitInput,
 			[]string{"spec.yaml:3:"}},
+		{"too_large", "mirrors: {}\n" + strings.Repeat("# a spec of thousands of registries\n", 30000), exitInput,
+			[]string{"spec.yaml: more than the 1048576 bytes a spec file may have", "conf.d/*.yaml"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHost(t)

@@ -91,8 +91,14 @@ func (g *globalFlags) configPath() string {
 // that user's rights.
 func (g *globalFlags) specOptions() spec.Options {
 	return spec.Options{
-		Engines:  engines.Sections(),
-		ReadFile: func(name string) ([]byte, error) { return g.own.ReadLocal(name, spec.MaxFileSize) },
+		Engines: engines.Sections(),
+		ReadFile: func(name string) ([]byte, error) {
+			data, err := g.own.ReadLocal(name, spec.MaxFileSize)
+			if errors.Is(err, hostfs.ErrTooLarge) {
+				err = fmt.Errorf("%w: %w", spec.ErrTooLarge, err)
+			}
+			return data, err
+		},
 	}
 }
 
