@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"path"
 	"slices"
 	"time"
@@ -305,8 +304,8 @@ func (st *State) Conflicts(changes []render.Change) []Conflict {
 // Owned returns, for one engine, the ownership recorded for each of its files.
 func (st *State) Owned(engine string) map[string]render.Ownership {
 	out := map[string]render.Ownership{}
-	for _, p := range slices.Sorted(maps.Keys(st.Files)) {
-		if e := st.Files[p]; e.Engine == engine {
+	for p, e := range st.Files {
+		if e.Engine == engine {
 			out[p] = e.Ownership
 		}
 	}
