@@ -14,6 +14,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -193,6 +194,7 @@ func TestDaemonSet(t *testing.T) {
 			t.Errorf("added capabilities %v, want CHOWN DAC_OVERRIDE FOWNER", add)
 		}
 	}
+	checkMemoryLimit(t, c)
 	// Ready means "this node has its mirrors" (/readyz); alive is /healthz.
 	for _, probe := range []struct {
 		path string
@@ -202,6 +204,28 @@ func TestDaemonSet(t *testing.T) {
 		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != path || p.HTTPGet.Port.IntValue() != 9477 || p.HTTPGet.Host != "127.0.0.1" {
 			t.Errorf("probe is not GET 127.0.0.1:9477%s: %+v", path, p)
 		}
+	}
+}
+
+// checkMemoryLimit: the Go runtime is told a soft limit below the
+// container's, with room for what it does not count (the binary's pages),
+// so a sync of many registries is collected, not killed.
+func checkMemoryLimit(t *testing.T, c corev1.Container) {
+	t.Helper()
+	limit, ok := c.Resources.Limits[corev1.ResourceMemory]
+	if !ok {
+		t.Fatal("no memory limit")
+	}
+	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+	if i < 0 {
+		t.Fatal("no GOMEMLIMIT: the runtime lets the heap grow to twice what is live and is killed at the limit")
+	}
+	soft, err := resource.ParseQuantity(strings.TrimSuffix(c.Env[i].Value, "B")) // Go's "100MiB" is Kubernetes' "100Mi"
+	if err != nil {
+		t.Fatalf("GOMEMLIMIT %q: %v", c.Env[i].Value, err)
+	}
+	if ratio := float64(soft.Value()) / float64(limit.Value()); ratio < 0.6 || ratio > 0.85 {
+		t.Errorf("GOMEMLIMIT %s is %.0f%% of limits.memory %s, want 60-85%%", c.Env[i].Value, ratio*100, limit.String())
 	}
 }
 
