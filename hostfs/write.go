@@ -196,6 +196,61 @@ func (r *Root) WriteFile(hostPath string, data []byte, o WriteOptions) error {
 	return r.SyncDir(dir)
 }
 
+// FileData is one file for WriteFiles.
+type FileData struct {
+	Path string
+	Data []byte
+}
+
+// stageBatch bounds the temporary files WriteFiles keeps open at once: a
+// staged file holds its descriptor until it is synced.
+const stageBatch = 128
+
+// WriteFiles replaces each file atomically and durably, in order, like
+// WriteFile but paying durability once per batch of files (one syncfs per
+// filesystem) and keeping at most a batch open, so that thousands of files
+// never exhaust the descriptors. The directories are not fsynced: call
+// SyncDir for each when the files are in place. On an error, the files
+// before the failing batch are in place and none after it.
+func (r *Root) WriteFiles(files []FileData, o WriteOptions) error {
+	for len(files) > 0 {
+		n := min(stageBatch, len(files))
+		if err := r.writeBatch(files[:n], o); err != nil {
+			return err
+		}
+		files = files[n:]
+	}
+	return nil
+}
+
+func (r *Root) writeBatch(files []FileData, o WriteOptions) error {
+	staged := make([]*Staged, 0, len(files))
+	abort := func(from int) {
+		for _, s := range staged[from:] {
+			s.Abort()
+		}
+	}
+	for _, f := range files {
+		s, err := r.Stage(f.Path, f.Data, o)
+		if err != nil {
+			abort(0)
+			return err
+		}
+		staged = append(staged, s)
+	}
+	if err := Sync(staged); err != nil {
+		abort(0)
+		return err
+	}
+	for i, s := range staged {
+		if err := s.Commit(); err != nil {
+			abort(i + 1)
+			return err
+		}
+	}
+	return nil
+}
+
 // Remove deletes the file (or link) at hostPath; a missing file is not an
 // error. The directory is not fsynced.
 func (r *Root) Remove(hostPath string) error {

@@ -185,60 +185,27 @@ func (s *Store) claimID(t time.Time) (id, tmp string, err error) {
 // made durable together.
 func (s *Store) writeSet(dir string, set *Set, content map[string][]byte) error {
 	m := manifestOf(set)
-	var staged []*hostfs.Staged
-	abort := func() {
-		for _, st := range staged {
-			st.Abort()
-		}
-	}
-	stage := func(name string, data []byte) error {
-		st, err := s.Root.Stage(path.Join(dir, name), data, hostfs.WriteOptions{Mode: 0o600})
-		if err != nil {
-			return err
-		}
-		staged = append(staged, st)
-		return nil
-	}
+	var files []hostfs.FileData
 	for _, f := range set.Files {
 		if f.Existed {
-			if err := stage(contentName(f.Path), content[f.Path]); err != nil {
-				abort()
-				return err
-			}
+			files = append(files, hostfs.FileData{Path: path.Join(dir, contentName(f.Path)), Data: content[f.Path]})
 		}
 	}
 	if set.State != nil {
 		data, err := encodeState(set.State)
 		if err != nil {
-			abort()
 			return err
 		}
 		m.StateSHA256 = sum(data)
-		if err := stage(stateName, data); err != nil {
-			abort()
-			return err
-		}
+		files = append(files, hostfs.FileData{Path: path.Join(dir, stateName), Data: data})
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		abort()
 		return err
 	}
-	if err := stage(manifestName, append(data, '\n')); err != nil {
-		abort()
+	files = append(files, hostfs.FileData{Path: path.Join(dir, manifestName), Data: append(data, '\n')})
+	if err := s.Root.WriteFiles(files, hostfs.WriteOptions{Mode: 0o600}); err != nil {
 		return err
-	}
-	if err := hostfs.Sync(staged); err != nil {
-		abort()
-		return err
-	}
-	for i, st := range staged {
-		if err := st.Commit(); err != nil {
-			for _, rest := range staged[i+1:] {
-				rest.Abort()
-			}
-			return err
-		}
 	}
 	return s.Root.SyncDir(dir)
 }
@@ -308,27 +275,14 @@ func (s *Store) extendBaseline(set *Set, content map[string][]byte) error {
 	if err := s.Root.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	var staged []*hostfs.Staged
+	var files []hostfs.FileData
 	for _, f := range added {
-		if !f.Existed {
-			continue
+		if f.Existed {
+			files = append(files, hostfs.FileData{Path: path.Join(dir, contentName(f.Path)), Data: content[f.Path]})
 		}
-		st, err := s.Root.Stage(path.Join(dir, contentName(f.Path)), content[f.Path], hostfs.WriteOptions{Mode: 0o600})
-		if err != nil {
-			for _, x := range staged {
-				x.Abort()
-			}
-			return err
-		}
-		staged = append(staged, st)
 	}
-	if err := hostfs.Sync(staged); err != nil {
+	if err := s.Root.WriteFiles(files, hostfs.WriteOptions{Mode: 0o600}); err != nil {
 		return err
-	}
-	for _, st := range staged {
-		if err := st.Commit(); err != nil {
-			return err
-		}
 	}
 	if err := s.Root.SyncDir(dir); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/mirrorctl/mirrorctl/internal/hosttest"
 	"github.com/mirrorctl/mirrorctl/render"
@@ -267,6 +268,55 @@ func TestSetUnknownID(t *testing.T) {
 	for _, id := range []string{"", "20261127T053200.123Z", "../../etc"} {
 		if set, err := s.Set(id); err == nil {
 			t.Errorf("Set(%q) = %+v, want an error", id, set)
+		}
+	}
+}
+
+// TestBackupOfManyFilesKeepsFewOpen: a backup set of more existing files
+// than the process may open at once (a rollback of thousands of
+// registries, a CA rotated for every mirror) is written in batches; staging
+// every file before syncing them failed with "too many open files".
+func TestBackupOfManyFilesKeepsFewOpen(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = 400 // a batch holds two descriptors per file (its directory and the file)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &lim) })
+
+	root := t.TempDir()
+	s := Open(hosttest.Root(t, root))
+	var paths []string
+	for i := range 600 { // the baseline and the set each hold them all
+		p := fmt.Sprintf("/etc/containerd/certs.d/mirror.example.internal/ca-%d.crt", i)
+		writeHost(t, root, p, fmt.Sprintf("CA %d\n", i), 0o644)
+		paths = append(paths, p)
+	}
+	set, err := s.Backup("sync", files(paths...), New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{set.ID, BaselineID} {
+		got, err := s.Set(id)
+		if err != nil {
+			t.Fatalf("set %s: %v", id, err)
+		}
+		restored, err := s.RestoreFiles(got)
+		if err != nil {
+			t.Fatalf("set %s: %v", id, err)
+		}
+		content := map[string]string{}
+		for _, f := range restored {
+			content[f.Path] = string(f.Data)
+		}
+		for i, p := range paths {
+			if content[p] != fmt.Sprintf("CA %d\n", i) {
+				t.Fatalf("set %s restores %s as %q", id, p, content[p])
+			}
 		}
 	}
 }
