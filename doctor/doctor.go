@@ -87,18 +87,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if _, ok := t.Engine.(engines.Router); !ok {
 			continue
 		}
-		for _, img := range o.Images {
-			for _, rt := range routesOf(ctx, t, img, o.Spec) {
-				routings[i] = append(routings[i], rt)
-				for _, r := range rt.Routes {
-					if r.Mirror {
-						k := endpointKey(r)
-						if _, seen := work[k]; !seen {
-							order = append(order, k)
-						}
-						work[k] = addRequests(work[k], o.Spec, r.Requested(rt.Image), r)
-						fallback[k] = r.HTTPFallback
+		for _, rt := range routesOfAll(ctx, t, o.Images, o.Spec) {
+			routings[i] = append(routings[i], rt)
+			for _, r := range rt.Routes {
+				if r.Mirror {
+					k := endpointKey(r)
+					if _, seen := work[k]; !seen {
+						order = append(order, k)
 					}
+					work[k] = addRequests(work[k], o.Spec, r.Requested(rt.Image), r)
+					fallback[k] = r.HTTPFallback
 				}
 			}
 		}
@@ -166,6 +164,34 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
+// routesOfAll asks an engine for its routes to every image: once for all
+// of them when it reads its files once (a BatchRouter), else image by
+// image.
+func routesOfAll(ctx context.Context, t Target, imgs []engines.Image, s *spec.Spec) []engines.Routing {
+	if br, ok := t.Engine.(engines.BatchRouter); ok {
+		rts, err := br.RoutesFor(ctx, imgs, t.Host, t.Detection, s)
+		if err == nil {
+			return rts
+		}
+		out := make([]engines.Routing, 0, len(imgs))
+		for _, img := range imgs {
+			out = append(out, unknownRoutes(t, img, err))
+		}
+		return out
+	}
+	var out []engines.Routing
+	for _, img := range imgs {
+		out = append(out, routesOf(ctx, t, img, s)...)
+	}
+	return out
+}
+
+// unknownRoutes is the Routing of an engine whose files could not be read.
+func unknownRoutes(t Target, img engines.Image, err error) engines.Routing {
+	return engines.Routing{Engine: t.Engine.Name(), Image: img, Findings: []engines.Finding{{Level: engines.Fail,
+		Cause: "routes_unknown", Message: err.Error(), Fix: "fix the file named"}}}
+}
+
 // routesOf asks an engine for its routes to img: one Routing per client
 // for an engine with several (a ClientRouter), else one.
 func routesOf(ctx context.Context, t Target, img engines.Image, s *spec.Spec) []engines.Routing {
@@ -179,8 +205,7 @@ func routesOf(ctx context.Context, t Target, img engines.Image, s *spec.Spec) []
 		rts = []engines.Routing{rt}
 	}
 	if err != nil {
-		return []engines.Routing{{Engine: t.Engine.Name(), Image: img, Findings: []engines.Finding{{Level: engines.Fail,
-			Cause: "routes_unknown", Message: err.Error(), Fix: "fix the file named"}}}}
+		return []engines.Routing{unknownRoutes(t, img, err)}
 	}
 	return rts
 }

@@ -96,33 +96,58 @@ func readCRIRegistry(c *containerdConfig, rel release) criRegistry {
 }
 
 // Routes: see the file comment.
-func (containerd) Routes(ctx context.Context, img Image, h Host, d Detection, s *spec.Spec) (Routing, error) {
+func (e containerd) Routes(ctx context.Context, img Image, h Host, d Detection, s *spec.Spec) (Routing, error) {
+	rts, err := e.RoutesFor(ctx, []Image{img}, h, d, s)
+	if err != nil {
+		return Routing{Engine: "containerd", Client: criClient, Image: img}, err
+	}
+	return rts[0], nil
+}
+
+// RoutesFor decodes config.toml once for every image: doctor asks for one
+// image per mirrored registry, and a config.toml of thousands of
+// registry.configs tables takes go-toml a time that grows with their
+// square.
+func (containerd) RoutesFor(ctx context.Context, imgs []Image, h Host, d Detection, s *spec.Spec) ([]Routing, error) {
 	if s == nil {
 		s = &spec.Spec{}
 	}
 	p := resolveContainerdPaths(settingsOf[ContainerdSettings](s, "containerd"), h.FS)
 	rel := parseRelease(d.Version)
-	out := Routing{Engine: "containerd", Client: criClient, Image: img}
 	cfg, err := readContainerdConfig(h.FS, p.config)
 	if err != nil {
-		return out, err
+		return nil, err
 	}
 	cr := readCRIRegistry(cfg, rel)
+	out := make([]Routing, 0, len(imgs))
+	for _, img := range imgs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		out = append(out, criRoutes(ctx, img, h, s, p.config, cr, rel))
+	}
+	return out, nil
+}
+
+// criRoutes are the routes of img through the CRI plugin whose registry
+// settings are cr, read from config.
+func criRoutes(ctx context.Context, img Image, h Host, s *spec.Spec, config string, cr criRegistry, rel release) Routing {
+	out := Routing{Engine: "containerd", Client: criClient, Image: img}
 	switch {
 	case cr.disabled:
 		out.Findings = append(out.Findings, finding(Fail, "cri_disabled", "remove the CRI plugin from disabled_plugins and restart containerd",
-			"%s disables the CRI plugin: kubelet and crictl cannot pull through containerd at all", p.config))
-		return out, nil
+			"%s disables the CRI plugin: kubelet and crictl cannot pull through containerd at all", config))
+		return out
 	case len(cr.mirrors) > 0 && cr.configPath != "":
 		out.Findings = append(out.Findings, finding(Fail, "cri_mirrors_and_config_path", "mirrorctl sync migrates registry.mirrors into hosts.toml",
-			"%s sets both registry.mirrors and config_path: the CRI plugin does not load (`mirrors` cannot be set when `config_path` is provided)", p.config))
-		return out, nil
+			"%s sets both registry.mirrors and config_path: the CRI plugin does not load (`mirrors` cannot be set when `config_path` is provided)", config))
+		return out
 	case cr.configPath == "" && len(cr.mirrors) > 0:
 		out.Routes = legacyRoutes(cr, img)
 		out.Findings = append(out.Findings, finding(Info, "legacy_mirrors", "mirrorctl sync moves them into hosts.toml",
-			"%s uses the deprecated registry.mirrors (no config_path)", p.config))
+			"%s uses the deprecated registry.mirrors (no config_path)", config))
 		credsFor(out.Routes, cr, s, rel)
-		return out, nil
+		return out
 	}
 	var roots []string
 	switch {
@@ -139,7 +164,7 @@ func (containerd) Routes(ctx context.Context, img Image, h Host, d Detection, s 
 	if err != nil {
 		out.Findings = append(out.Findings, finding(Fail, "hosts_unloadable", "fix or remove the file it names (mirrorctl sync rewrites its own)",
 			"containerd cannot load the hosts of %s: %v; every CRI pull from it fails", img.Registry, err))
-		return out, nil
+		return out
 	}
 	for _, msg := range loaded.logged {
 		switch {
@@ -158,7 +183,7 @@ func (containerd) Routes(ctx context.Context, img Image, h Host, d Detection, s 
 		out.Findings = append(out.Findings, finding(Info, "no_hosts_dir", "",
 			"no %s/%s (or _default) directory: containerd contacts %s itself", cr.configPath, img.Registry, img.Registry))
 	}
-	return out, nil
+	return out
 }
 
 // legacyRoutes are the 1.x registry.mirrors endpoints (the path verbatim,

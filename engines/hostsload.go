@@ -149,13 +149,12 @@ func (c *hostsCopy) copyRoot(root, troot string) error {
 		return err
 	}
 	c.back[troot] = root
-	ents, err := fs.ReadDir(c.fsys, FSPath(root))
-	if err != nil {
-		return nil // a missing or unreadable certs.d is "no directory" to containerd as well
-	}
-	for _, ent := range ents {
-		name := ent.Name()
-		if !isDirName(name) || !slices.Contains(c.names, name) {
+	// The few names asked, each looked up, not the directory listed: a
+	// certs.d of thousands of registries was listed for every image doctor
+	// routes and every directory it checks. A missing or unreadable one is
+	// "no directory" to containerd as well.
+	for i, name := range c.names {
+		if !isDirName(name) || slices.Contains(c.names[:i], name) {
 			continue
 		}
 		hostDir := path.Join(root, name)

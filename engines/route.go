@@ -26,6 +26,14 @@ type Router interface {
 	Routes(ctx context.Context, img Image, h Host, d Detection, s *spec.Spec) (Routing, error)
 }
 
+// A BatchRouter is a Router that reads its files once for many images,
+// where reading them is costly (k3s parses registries.yaml and the TLS
+// files it names): doctor's default is one image per mirrored registry.
+// RoutesFor returns one Routing per image, in order.
+type BatchRouter interface {
+	RoutesFor(ctx context.Context, imgs []Image, h Host, d Detection, s *spec.Spec) ([]Routing, error)
+}
+
 // A ClientRouter is a Router for an engine that several clients on a node
 // pull through, each with files of its own: CRI-O and Podman read the same
 // registries.conf but different credentials. doctor asks it instead of

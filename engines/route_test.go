@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"path/filepath"
 	"slices"
@@ -406,5 +407,60 @@ func TestHostsLoadTooManyCertificates(t *testing.T) {
 	delete(fsys, "etc/containerd/certs.d/docker.io/a000.crt")
 	if _, err := loadHostsOf(context.Background(), fsys, []string{"/etc/containerd/certs.d"}, "docker.io", []string{"docker.io"}); err != nil {
 		t.Fatalf("at the bound: %v", err)
+	}
+}
+
+// countingFS counts the opens of each file.
+type countingFS struct {
+	fs.FS
+	opens map[string]int
+}
+
+func (c countingFS) Open(name string) (fs.File, error) {
+	c.opens[name]++
+	return c.FS.Open(name)
+}
+
+// TestRoutesForReadsFilesOnce: doctor's default is one image per mirrored
+// registry; an engine whose files are costly to read (k3s parses
+// registries.yaml, containerd decodes config.toml) reads them once for all
+// the images, and routes each image as Routes would alone.
+func TestRoutesForReadsFilesOnce(t *testing.T) {
+	for _, tt := range []struct{ engine, golden, config string }{
+		{"containerd", "credentials_auto_1x", "etc/containerd/config.toml"},
+		{"k3s", "registries_secrets", "etc/rancher/k3s/registries.yaml"},
+	} {
+		t.Run(tt.engine, func(t *testing.T) {
+			e := engineNamed(t, tt.engine)
+			fsys, s, d := renderedHost(t, e, tt.golden)
+			var imgs []Image
+			for _, name := range []string{"busybox", "quay.io/org/app:1", "ghcr.io/org/app", "registry.example.org/app", "busybox:1.36"} {
+				img, err := ParseImage(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				imgs = append(imgs, img)
+			}
+			counted := countingFS{FS: fsys, opens: map[string]int{}}
+			rts, err := e.(BatchRouter).RoutesFor(context.Background(), imgs, Host{FS: counted}, d, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := counted.opens[tt.config]; n != 1 {
+				t.Errorf("%s opened %d times for %d images, want once", tt.config, n, len(imgs))
+			}
+			if len(rts) != len(imgs) {
+				t.Fatalf("%d routings for %d images", len(rts), len(imgs))
+			}
+			for i, img := range imgs {
+				alone, err := e.(Router).Routes(context.Background(), img, Host{FS: fsys}, d, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(alone, rts[i]); diff != "" {
+					t.Errorf("%s: RoutesFor differs from Routes (-alone +batch):\n%s", img, diff)
+				}
+			}
+		})
 	}
 }
