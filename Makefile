@@ -105,7 +105,7 @@ soak:
 FUZZTIME     ?= 30s
 FUZZPARALLEL ?= 1
 FUZZMINTIME  ?= 5s
-FUZZDIRS     := $(sort $(dir $(shell grep -rl --include='*_test.go' '^func Fuzz' spec engines watch hostfs render state plan apply cmd 2>/dev/null)))
+FUZZDIRS     := $(sort $(dir $(shell grep -rl --include='*_test.go' '^func Fuzz' spec engines watch hostfs render state plan apply cmd credentials 2>/dev/null)))
 
 fuzz:
 	@for d in $(FUZZDIRS); do \

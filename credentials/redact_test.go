@@ -175,3 +175,22 @@ func BenchmarkRedactorManySecrets(b *testing.B) {
 		})
 	}
 }
+
+// FuzzRedactor: whatever the secrets and the text, String masks exactly
+// what the reference finds: every occurrence of every value, overlapping
+// occurrences as one run.
+func FuzzRedactor(f *testing.F) {
+	f.Add("password123\nxpass", "pw=xpassword123; xpass password123password123")
+	f.Add("pässwörd\nuser:pässwörd\nab", "user:pässwörd ab pässwördpässwörd")
+	f.Add("aaa\naaaa", "aaaaaaaaa b aaa")
+	f.Add("<redacted>\nted>", "x<redacted>y")
+	f.Fuzz(func(t *testing.T, secrets, text string) {
+		values := strings.Split(secrets, "\n")
+		if len(values) > 20 || len(text) > 4096 {
+			return // the reference is quadratic
+		}
+		if got, want := NewRedactor(values...).String(text), maskedReference(values, text); got != want {
+			t.Fatalf("String(%q) with %q = %q, want %q", text, values, got, want)
+		}
+	})
+}
