@@ -211,7 +211,7 @@ const stageBatch = 128
 // filesystem) and keeping at most a batch open, so that thousands of files
 // never exhaust the descriptors. The directories are not fsynced: call
 // SyncDir for each when the files are in place. On an error, the files
-// before the failing batch are in place and none after it.
+// committed before it stay in place and none after it is.
 func (r *Root) WriteFiles(files []FileData, o WriteOptions) error {
 	for len(files) > 0 {
 		n := min(stageBatch, len(files))

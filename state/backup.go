@@ -181,8 +181,8 @@ func (s *Store) claimID(t time.Time) (id, tmp string, err error) {
 	}
 }
 
-// writeSet writes a set's content files, state and manifest into dir, all
-// made durable together.
+// writeSet writes a set's content files, state and manifest into dir, a
+// batch at a time (the set exists only once dir is renamed into place).
 func (s *Store) writeSet(dir string, set *Set, content map[string][]byte) error {
 	m := manifestOf(set)
 	var files []hostfs.FileData
