@@ -170,12 +170,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 func routesOfAll(ctx context.Context, t Target, imgs []engines.Image, s *spec.Spec) []engines.Routing {
 	if br, ok := t.Engine.(engines.BatchRouter); ok {
 		rts, err := br.RoutesFor(ctx, imgs, t.Host, t.Detection, s)
-		if err == nil {
-			return rts
-		}
 		out := make([]engines.Routing, 0, len(imgs))
-		for _, img := range imgs {
-			out = append(out, unknownRoutes(t, img, err))
+		for i, img := range imgs {
+			if err != nil {
+				out = append(out, unknownRoutes(t, img, err))
+				continue
+			}
+			out = append(out, rts[i]...)
 		}
 		return out
 	}

@@ -101,14 +101,14 @@ func (e containerd) Routes(ctx context.Context, img Image, h Host, d Detection, 
 	if err != nil {
 		return Routing{Engine: "containerd", Client: criClient, Image: img}, err
 	}
-	return rts[0], nil
+	return rts[0][0], nil
 }
 
 // RoutesFor decodes config.toml once for every image: doctor asks for one
 // image per mirrored registry, and a config.toml of thousands of
 // registry.configs tables takes go-toml a time that grows with their
 // square.
-func (containerd) RoutesFor(ctx context.Context, imgs []Image, h Host, d Detection, s *spec.Spec) ([]Routing, error) {
+func (containerd) RoutesFor(ctx context.Context, imgs []Image, h Host, d Detection, s *spec.Spec) ([][]Routing, error) {
 	if s == nil {
 		s = &spec.Spec{}
 	}
@@ -119,12 +119,12 @@ func (containerd) RoutesFor(ctx context.Context, imgs []Image, h Host, d Detecti
 		return nil, err
 	}
 	cr := readCRIRegistry(cfg, rel)
-	out := make([]Routing, 0, len(imgs))
+	out := make([][]Routing, 0, len(imgs))
 	for _, img := range imgs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		out = append(out, criRoutes(ctx, img, h, s, p.config, cr, rel))
+		out = append(out, []Routing{criRoutes(ctx, img, h, s, p.config, cr, rel)})
 	}
 	return out, nil
 }

@@ -52,7 +52,18 @@ func (e containersEngine) Routes(ctx context.Context, img Image, h Host, d Detec
 // ClientRoutes: one routing per client found, CRI-O first; see the file
 // comment. With neither CRI-O nor a tool found (an engine forced on), the
 // Podman family's.
-func (e containersEngine) ClientRoutes(_ context.Context, img Image, h Host, d Detection, s *spec.Spec) ([]Routing, error) {
+func (e containersEngine) ClientRoutes(ctx context.Context, img Image, h Host, d Detection, s *spec.Spec) ([]Routing, error) {
+	rts, err := e.RoutesFor(ctx, []Image{img}, h, d, s)
+	if err != nil {
+		return nil, err
+	}
+	return rts[0], nil
+}
+
+// RoutesFor is ClientRoutes for many images, reading registries.conf, its
+// drop-ins and the clients' settings once: doctor asks for one image per
+// mirrored registry, and mirrorctl's drop-in names every registry.
+func (e containersEngine) RoutesFor(_ context.Context, imgs []Image, h Host, d Detection, s *spec.Spec) ([][]Routing, error) {
 	if s == nil {
 		s = &spec.Spec{}
 	}
@@ -62,15 +73,20 @@ func (e containersEngine) ClientRoutes(_ context.Context, img Image, h Host, d D
 	if err == nil {
 		conf, err = loadRegistriesConf(h.FS, files)
 	}
-	var out []Routing
-	for _, c := range containersClients(h, d, home, containersPathsOf(s)) {
-		rt := Routing{Engine: e.Name(), Client: c.client, Who: c.who, Image: img, Findings: slices.Clone(c.findings)}
-		if err != nil {
-			rt.Findings = append(rt.Findings, confFinding(err))
-		} else {
-			routeContainers(&rt, conf, c, h, s)
+	clients := containersClients(h, d, home, containersPathsOf(s))
+	out := make([][]Routing, 0, len(imgs))
+	for _, img := range imgs {
+		var rts []Routing
+		for _, c := range clients {
+			rt := Routing{Engine: e.Name(), Client: c.client, Who: c.who, Image: img, Findings: slices.Clone(c.findings)}
+			if err != nil {
+				rt.Findings = append(rt.Findings, confFinding(err))
+			} else {
+				routeContainers(&rt, conf, c, h, s)
+			}
+			rts = append(rts, rt)
 		}
-		out = append(out, rt)
+		out = append(out, rts)
 	}
 	return out, nil
 }

@@ -23,13 +23,13 @@ func (e k3sEngine) Routes(ctx context.Context, img Image, h Host, d Detection, s
 	if err != nil {
 		return Routing{Engine: e.Name(), Client: k3sClient, Image: img}, err
 	}
-	return rts[0], nil
+	return rts[0][0], nil
 }
 
 // RoutesFor reads and parses registries.yaml once for every image: doctor
 // asks for one image per mirrored registry, and parsing the file (and the
 // TLS files it names) for each made it quadratic in the registries.
-func (e k3sEngine) RoutesFor(_ context.Context, imgs []Image, h Host, d Detection, s *spec.Spec) ([]Routing, error) {
+func (e k3sEngine) RoutesFor(_ context.Context, imgs []Image, h Host, d Detection, s *spec.Spec) ([][]Routing, error) {
 	if s == nil {
 		s = &spec.Spec{}
 	}
@@ -50,7 +50,7 @@ func (e k3sEngine) RoutesFor(_ context.Context, imgs []Image, h Host, d Detectio
 			hosts, _ = buildRegistryHosts(hostInputs{mirrors: reg.Mirrors, configs: reg.Configs})
 		}
 	}
-	out := make([]Routing, 0, len(imgs))
+	out := make([][]Routing, 0, len(imgs))
 	for _, img := range imgs {
 		rt := Routing{Engine: e.Name(), Client: k3sClient, Image: img}
 		up := Route{URL: upstreamURL(img.Registry), Capabilities: []string{"pull", "resolve", "push"}}
@@ -66,7 +66,7 @@ func (e k3sEngine) RoutesFor(_ context.Context, imgs []Image, h Host, d Detectio
 		default:
 			k3sRoutesOf(&rt, hosts, img, up, s, file)
 		}
-		out = append(out, rt)
+		out = append(out, []Routing{rt})
 	}
 	return out, nil
 }

@@ -29,9 +29,10 @@ type Router interface {
 // A BatchRouter is a Router that reads its files once for many images,
 // where reading them is costly (k3s parses registries.yaml and the TLS
 // files it names): doctor's default is one image per mirrored registry.
-// RoutesFor returns one Routing per image, in order.
+// RoutesFor returns, for each image in order, its routings: one, or one
+// per client for a ClientRouter.
 type BatchRouter interface {
-	RoutesFor(ctx context.Context, imgs []Image, h Host, d Detection, s *spec.Spec) ([]Routing, error)
+	RoutesFor(ctx context.Context, imgs []Image, h Host, d Detection, s *spec.Spec) ([][]Routing, error)
 }
 
 // A ClientRouter is a Router for an engine that several clients on a node

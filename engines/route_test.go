@@ -429,6 +429,7 @@ func TestRoutesForReadsFilesOnce(t *testing.T) {
 	for _, tt := range []struct{ engine, golden, config string }{
 		{"containerd", "credentials_auto_1x", "etc/containerd/config.toml"},
 		{"k3s", "registries_secrets", "etc/rancher/k3s/registries.yaml"},
+		{"containers", "mirrors_crio", "etc/containers/registries.conf.d/50-mirrorctl.conf"},
 	} {
 		t.Run(tt.engine, func(t *testing.T) {
 			e := engineNamed(t, tt.engine)
@@ -453,7 +454,14 @@ func TestRoutesForReadsFilesOnce(t *testing.T) {
 				t.Fatalf("%d routings for %d images", len(rts), len(imgs))
 			}
 			for i, img := range imgs {
-				alone, err := e.(Router).Routes(context.Background(), img, Host{FS: fsys}, d, s)
+				var alone []Routing
+				if cr, ok := e.(ClientRouter); ok {
+					alone, err = cr.ClientRoutes(context.Background(), img, Host{FS: fsys}, d, s)
+				} else {
+					var rt Routing
+					rt, err = e.(Router).Routes(context.Background(), img, Host{FS: fsys}, d, s)
+					alone = []Routing{rt}
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
