@@ -1,10 +1,16 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/internal/testpki"
+	"github.com/mirrorctl/mirrorctl/spec"
 	"github.com/mirrorctl/mirrorctl/tools/benchnode/manifest"
 )
 
@@ -54,5 +60,34 @@ func TestManifestRoundTrip(t *testing.T) {
 	}
 	if _, err := manifest.Decode(manifest.Encode(in)[:20]); err == nil {
 		t.Error("a truncated manifest decoded")
+	}
+}
+
+// TestWriteSpecLoads: a spec of more registries than one file may hold is
+// written as drop-ins, each within the spec's size limit, and loads with
+// every registry and its credentials and CA.
+func TestWriteSpecLoads(t *testing.T) {
+	for _, n := range []int{20, 2500} {
+		dir := t.TempDir()
+		if err := writeSpec(dir, n, []byte(testpki.CA)); err != nil {
+			t.Fatal(err)
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "conf.d", "*.yaml"))
+		for _, f := range append(files, filepath.Join(dir, "config.yaml")) {
+			if fi, err := os.Stat(f); err != nil || fi.Size() > spec.MaxFileSize {
+				t.Errorf("%s: %v, size over the spec's limit", f, err)
+			}
+		}
+		s, err := spec.Load(filepath.Join(dir, "config.yaml"), spec.Options{Engines: engines.Sections()})
+		if err != nil {
+			t.Fatalf("%d registries: %v", n, err)
+		}
+		if len(s.Mirrors) != n || len(s.Configs) != 2*n {
+			t.Errorf("%d registries: loaded %d mirrors and %d configs", n, len(s.Mirrors), len(s.Configs))
+		}
+		last := s.Configs[fmt.Sprintf("mirror-b%d.example.internal", n)]
+		if last == nil || last.Auth == nil || last.Auth.Username != fmt.Sprintf("puller%d", n) || last.TLS == nil {
+			t.Errorf("%d registries: the last mirror's config is %+v", n, last)
+		}
 	}
 }

@@ -146,9 +146,14 @@ func syncFS(dir string) error {
 	return unix.Syncfs(fd)
 }
 
+// registriesPerFile is how many registries one spec file holds: 1,000
+// take about 450 KB, and a spec file may be at most 1 MiB.
+const registriesPerFile = 1000
+
 // writeSpec writes a spec of n registries with two mirrors each, every
 // mirror with credentials (a password file) and a CA, all four engines on.
 // The first registry is Docker Hub, so that dockerd gets its mirrors too.
+// Past registriesPerFile, the rest go to conf.d drop-ins of that many.
 func writeSpec(dir string, n int, ca []byte) error {
 	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
 		return err
@@ -162,10 +167,31 @@ func writeSpec(dir string, n int, ca []byte) error {
 	if err := os.WriteFile(filepath.Join(dir, "certs", "mirror-ca.pem"), ca, 0o644); err != nil {
 		return err
 	}
+	main := "# mirrorctl bench-node: generated, do not edit\n" + registriesYAML(1, min(n, registriesPerFile), "") +
+		"engines:\n  containerd:\n    enabled: true\n  docker:\n    enabled: true\n    auth_users: [root]\n  k3s:\n    enabled: true\n  crictl:\n    enabled: true\n"
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(main), 0o644); err != nil {
+		return err
+	}
+	for first := registriesPerFile + 1; first <= n; first += registriesPerFile {
+		if err := os.MkdirAll(filepath.Join(dir, "conf.d"), 0o755); err != nil {
+			return err
+		}
+		name := filepath.Join(dir, "conf.d", fmt.Sprintf("%06d.yaml", first))
+		data := "# mirrorctl bench-node: generated, do not edit\n" + registriesYAML(first, min(n, first+registriesPerFile-1), "../")
+		if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// registriesYAML is the mirrors: and configs: of registries first to last;
+// up is the way from the file's directory to the spec's.
+func registriesYAML(first, last int, up string) string {
 	var b strings.Builder
-	b.WriteString("# mirrorctl bench-node: generated, do not edit\nmirrors:\n")
+	b.WriteString("mirrors:\n")
 	var hosts []string
-	for i := 1; i <= n; i++ {
+	for i := first; i <= last; i++ {
 		reg := fmt.Sprintf("registry%d.example.com", i)
 		if i == 1 {
 			reg = "docker.io"
@@ -176,10 +202,10 @@ func writeSpec(dir string, n int, ca []byte) error {
 	}
 	b.WriteString("configs:\n")
 	for i, h := range hosts {
-		fmt.Fprintf(&b, "  %s:\n    auth:\n      username: puller%d\n      password_file: secrets/mirror-password\n    tls:\n      ca_file: certs/mirror-ca.pem\n", h, i/2+1)
+		fmt.Fprintf(&b, "  %s:\n    auth:\n      username: puller%d\n      password_file: %ssecrets/mirror-password\n    tls:\n      ca_file: %scerts/mirror-ca.pem\n",
+			h, first+i/2, up, up)
 	}
-	b.WriteString("engines:\n  containerd:\n    enabled: true\n  docker:\n    enabled: true\n    auth_users: [root]\n  k3s:\n    enabled: true\n  crictl:\n    enabled: true\n")
-	return os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(b.String()), 0o644)
+	return b.String()
 }
 
 // writePristine lays out a Debian 12 node's files the engines read: the
