@@ -72,8 +72,9 @@ bench: build
 # every measurement interleaved with its floor (a minimal Go binary; a Go program
 # writing the same files durably, one at a time; a cobra program linking only the
 # libraries sync needs) and reported as medians and ratios, with strace counts
-# and the init trace. Root and strace; 7 minutes on the idle 2-core VM, most of
-# it the 1,000-registry writes (fsync-bound).
+# and the init trace. Root and strace; about 20 minutes on the idle 2-core VM
+# (BENCH_FLAGS=-budget=3m: about 7), most of it the 1,000-registry writes
+# (fsync-bound).
 # Not part of test. BENCH_FLAGS=-runs=30, -sizes=20,100, -work=DIR...
 E2E_CACHE   ?= /var/cache/mirrorctl-e2e
 BENCH_FLAGS ?=

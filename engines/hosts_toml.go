@@ -251,14 +251,8 @@ func (w *hostsWriter) stale(fsys fs.FS, rendered map[string][]render.File, specD
 		if !isRendered {
 			out = append(out, render.File{Path: hostsPath, Remove: true, Group: group, Primary: true})
 		}
-	names:
-		for _, n := range unwanted {
+		for _, n := range unwanted { // never a name the directory's rendered files hold
 			p := path.Join(dir, n)
-			for _, f := range want {
-				if f.Path == p {
-					continue names
-				}
-			}
 			if _, err := fs.Stat(fsys, FSPath(p)); err == nil {
 				out = append(out, render.File{Path: p, Remove: true, Group: group})
 			}

@@ -3,7 +3,6 @@ package spec
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -158,23 +157,13 @@ func TestSpecSizeIsBounded(t *testing.T) {
 // the reader reports it, is one of the spec's mistakes, named with the
 // others and with the way out (drop-ins), not an I/O failure.
 func TestLoadNamesFilesTooLarge(t *testing.T) {
-	dir := t.TempDir()
 	big := strings.Repeat("# padding\n", MaxFileSize/10+1)
-	write := func(name, data string) string {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	main := write("config.yaml", big)
-	write("conf.d/10-big.yaml", big)
-	write("conf.d/20-typo.yaml", "mirors: {}\n")
-	_, err := Load(main, opts())
+	dir := writeFilesIn(t, t.TempDir(), map[string]string{
+		"config.yaml":         big,
+		"conf.d/10-big.yaml":  big,
+		"conf.d/20-typo.yaml": "mirors: {}\n",
+	})
+	_, err := Load(filepath.Join(dir, "config.yaml"), opts())
 	var errs Errors
 	if !errors.As(err, &errs) || len(errs) != 3 {
 		t.Fatalf("Load = %v, want three mistakes", err)

@@ -21,10 +21,20 @@ const defaultKeep = 10
 // drop-ins and the secret and TLS files they name. A spec is kilobytes.
 const MaxFileSize = 1 << 20
 
-// ErrTooLarge is what Options.ReadFile returns (wrapped) for a file over
-// MaxFileSize: a spec file or drop-in then gets the size error, its hint
-// and its name among the spec's Errors instead of an I/O failure.
+// ErrTooLarge is what Options.ReadFile returns (marked by MarkTooLarge) for
+// a file over MaxFileSize: a spec file or drop-in then gets the size error,
+// its hint and its name among the spec's Errors instead of an I/O failure.
 var ErrTooLarge = errors.New("larger than a spec file may be")
+
+// MarkTooLarge marks a reader's error about a file over its size bound as
+// ErrTooLarge, its message unchanged: a password_file or ca_file over the
+// bound is reported in the reader's words.
+func MarkTooLarge(err error) error { return tooLarge{err} }
+
+type tooLarge struct{ error }
+
+func (tooLarge) Is(target error) bool { return target == ErrTooLarge }
+func (e tooLarge) Unwrap() error      { return e.error }
 
 // Parse reads one spec document named name (the name positions carry).
 // Files it references (password_file, ca_file, ...) are read through opts,
@@ -113,7 +123,7 @@ func readFileBounded(name string) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) > MaxFileSize {
-		return nil, fmt.Errorf("%s is larger than %d bytes: %w", name, MaxFileSize, ErrTooLarge)
+		return nil, MarkTooLarge(fmt.Errorf("%s is larger than %d bytes", name, MaxFileSize))
 	}
 	return b, nil
 }

@@ -10,6 +10,20 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// TestReferencedFileTooLargeIsTheReadersError: a ca_file or password_file
+// over the size bound is reported as the read that refused it, not as the
+// spec file's own size error.
+func TestReferencedFileTooLargeIsTheReadersError(t *testing.T) {
+	h := newHost(t)
+	big := h.write("big.pem", strings.Repeat("a", 1<<20+1))
+	spec := h.write("spec.yaml", "configs:\n  m.example:\n    tls:\n      ca_file: "+big+"\n")
+	code, _, errOut := h.run("", "--config", spec, "validate")
+	if code != exitInput || !strings.Contains(errOut, "spec.yaml:4:") || !strings.Contains(errOut, "ca_file: read "+big) ||
+		strings.Contains(errOut, "spec file") {
+		t.Errorf("exit %d:\n%s", code, errOut)
+	}
+}
+
 // Bad input gets a clear error naming the place, a distinct exit code, and
 // changes nothing under the root.
 func TestBadInputChangesNothing(t *testing.T) {

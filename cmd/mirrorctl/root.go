@@ -95,7 +95,7 @@ func (g *globalFlags) specOptions() spec.Options {
 		ReadFile: func(name string) ([]byte, error) {
 			data, err := g.own.ReadLocal(name, spec.MaxFileSize)
 			if errors.Is(err, hostfs.ErrTooLarge) {
-				err = fmt.Errorf("%w: %w", spec.ErrTooLarge, err)
+				err = spec.MarkTooLarge(err)
 			}
 			return data, err
 		},

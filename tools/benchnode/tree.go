@@ -167,9 +167,9 @@ func writeSpec(dir string, n int, ca []byte) error {
 	if err := os.WriteFile(filepath.Join(dir, "certs", "mirror-ca.pem"), ca, 0o644); err != nil {
 		return err
 	}
-	main := "# mirrorctl bench-node: generated, do not edit\n" + registriesYAML(1, min(n, registriesPerFile), "") +
+	top := "# mirrorctl bench-node: generated, do not edit\n" + registriesYAML(1, min(n, registriesPerFile), "") +
 		"engines:\n  containerd:\n    enabled: true\n  docker:\n    enabled: true\n    auth_users: [root]\n  k3s:\n    enabled: true\n  crictl:\n    enabled: true\n"
-	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(main), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(top), 0o644); err != nil {
 		return err
 	}
 	for first := registriesPerFile + 1; first <= n; first += registriesPerFile {
