@@ -83,9 +83,10 @@ bench-node: build
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/bench-minimal ./tools/benchnode/floor/minimal
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/bench-durable ./tools/benchnode/floor/durable
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/bench-libraries ./tools/benchnode/floor/libraries
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/bench-replay ./tools/benchnode/floor/replay
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/bench-spawn ./tools/benchnode/spawn
 	$(GO) build -o bin/benchnode ./tools/benchnode
-	bin/benchnode -mirrorctl $(BIN) -minimal bin/bench-minimal -durable bin/bench-durable -libraries bin/bench-libraries -spawn bin/bench-spawn \
+	bin/benchnode -mirrorctl $(BIN) -minimal bin/bench-minimal -durable bin/bench-durable -libraries bin/bench-libraries -replay bin/bench-replay -spawn bin/bench-spawn \
 	  -crictl '$(E2E_CACHE)/tools/crictl@$(call e2e_pin,CRICTL_VERSION)/crictl' \
 	  -containerd2 '$(E2E_CACHE)/tools/containerd@$(call e2e_pin,CONTAINERD2_VERSION)/containerd' $(BENCH_FLAGS)
 

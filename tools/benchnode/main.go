@@ -23,11 +23,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mirrorctl/mirrorctl/tools/benchnode/replay"
 )
 
 type options struct {
 	mirrorctl, minimal, durable string
-	libraries                   string
+	libraries, replay           string
 	spawn                       string
 	work                        string
 	runs, warmup, minRuns       int
@@ -44,6 +46,7 @@ func main() {
 	flag.StringVar(&o.minimal, "minimal", "", "the minimal Go binary (floor of start-up)")
 	flag.StringVar(&o.durable, "durable", "", "the durable writer (floor of a changed sync)")
 	flag.StringVar(&o.libraries, "libraries", "", "a cobra program linking only the libraries sync needs (what a split binary would start in); not measured if empty")
+	flag.StringVar(&o.replay, "replay", "", "the replay floor: checks a record of what a no-op read (what a no-op that does not plan would at least do); not measured if empty")
 	flag.StringVar(&o.spawn, "spawn", "", "the launcher every measured program is started through")
 	flag.StringVar(&o.work, "work", "/var/tmp/mirrorctl-bench-node", "scratch directory (roots, copies of the engine binaries)")
 	flag.IntVar(&o.runs, "runs", 20, "measured runs of each command (and of its floor)")
@@ -88,6 +91,8 @@ type scenario struct {
 	result  pairResult
 	treeRSS []int64 // sampled, when the command starts other programs
 	files   string  // what a changed sync writes
+	// untraced scenarios are floors, not counted under strace.
+	untraced bool
 }
 
 func bench(o options) error {
@@ -98,8 +103,10 @@ func bench(o options) error {
 		return errors.New("needs strace (apt-get install strace)")
 	}
 	programs := []*string{&o.mirrorctl, &o.minimal, &o.durable, &o.spawn}
-	if o.libraries != "" { // optional
-		programs = append(programs, &o.libraries)
+	for _, p := range []*string{&o.libraries, &o.replay} { // optional
+		if *p != "" {
+			programs = append(programs, p)
+		}
 	}
 	for _, p := range programs {
 		abs, err := filepath.Abs(*p)
@@ -246,6 +253,25 @@ func bench(o options) error {
 		}
 		add("no-op `sync`, "+nd.name, target, command{argv: mc(nd, nd.live, "sync")}, minimal, "minimal Go binary")
 	}
+	// The replay floors: what the no-op read, checked by attributes and by
+	// content, without planning. The records are written just before the
+	// measurements, when nothing else will change the roots' files.
+	var records []func() error
+	if o.replay != "" {
+		for _, nd := range nodes {
+			files, dirs, err := straceInputs(command{argv: mc(nd, nd.live, "sync")}, o.work, nd.live, filepath.Dir(nd.spec))
+			if err != nil {
+				return err
+			}
+			rec := filepath.Join(o.work, "replay-"+filepath.Base(filepath.Dir(nd.live)))
+			records = append(records, func() error { return writeRecord(rec, files, dirs) })
+			for _, by := range []string{"stat", "content"} {
+				s := add(fmt.Sprintf("replay floor by %s, %s", by, nd.name), "", command{argv: []string{o.replay, by, rec}}, minimal, "minimal Go binary")
+				s.files = fmt.Sprintf("%d files read and %d directories listed by the no-op", len(files), len(dirs))
+				s.untraced = true
+			}
+		}
+	}
 	for _, nd := range nodes {
 		add("`plan` (nothing to change), "+nd.name, "", command{argv: mc(nd, nd.live, "plan")}, minimal, "minimal Go binary")
 	}
@@ -273,6 +299,9 @@ func bench(o options) error {
 
 	// strace: programs started, writes, syncs, renames.
 	for _, s := range scs {
+		if s.untraced {
+			continue
+		}
 		progress("strace: %s", s.name)
 		if s.counts, err = straceRun(s.pair.thing, o.work); err != nil {
 			return err
@@ -287,6 +316,11 @@ func bench(o options) error {
 		floorCounts[nd.name] = c
 	}
 
+	for _, record := range records {
+		if err := record(); err != nil {
+			return err
+		}
+	}
 	// The measurements, each interleaved with its floor.
 	for _, s := range scs {
 		progress("measuring (%d+%d runs each): %s", o.warmup, o.runs, s.name)
@@ -345,4 +379,14 @@ func loadavg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// writeRecord writes the replay floor's record of files and dirs as they
+// are now.
+func writeRecord(path string, files, dirs []string) error {
+	b, err := replay.Record(files, dirs)
+	if err != nil {
+		return fmt.Errorf("recording what the no-op read: %w", err)
+	}
+	return os.WriteFile(path, b, 0o600)
 }

@@ -41,6 +41,26 @@ func TestCountCalls(t *testing.T) {
 	}
 }
 
+func TestInputsOf(t *testing.T) {
+	out := `100   read(3</proc/100/cgroup>, "0::/"..., 4096) = 5
+100   read(7</r/etc/containerd/config.toml>, "version = 2"..., 512) = 512
+101   getdents64(8</r/etc/containerd/certs.d>, 0xc000 /* 4 entries */, 8192 <unfinished ...>
+100   read(7</r/etc/containerd/config.toml>, "", 512) = 0
+101   <... getdents64 resumed>) = 112
+101   getdents64(8</r/etc/containerd/certs.d>, 0xc000 /* 0 entries */, 8192) = 0
+102   read(9</spec/config.yaml>, "mirrors:"..., 1024) = 1024
+102   read(10</r/etc/missing>, 0xc000, 512) = -1 EISDIR (Is a directory)
+102   read(11</rest/x>, "x", 1) = 1
+`
+	files, dirs, err := inputsOf(strings.NewReader(out), []string{"/r", "/spec/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(files, ",") != "/r/etc/containerd/config.toml,/spec/config.yaml" || strings.Join(dirs, ",") != "/r/etc/containerd/certs.d" {
+		t.Errorf("files %v, dirs %v", files, dirs)
+	}
+}
+
 func TestParseInitTrace(t *testing.T) {
 	clocks, _, total, done := parseInitTrace(strings.NewReader(`init internal/bytealg @0.008 ms, 0.004 ms clock, 0 bytes, 0 allocs
 init runtime @0.10 ms, 0.50 ms clock, 0 bytes, 0 allocs

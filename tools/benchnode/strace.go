@@ -39,19 +39,7 @@ type counts struct {
 
 // straceRun runs c once under strace -f and counts its calls.
 func straceRun(c command, dir string) (counts, error) {
-	if c.prep != nil {
-		if err := c.prep(); err != nil {
-			return counts{}, err
-		}
-	}
-	out := filepath.Join(dir, "strace.out")
-	args := append([]string{"-f", "-qq", "-y", "-e", "signal=none", "-e", "trace=" + strings.Join(traced, ","), "-o", out}, c.argv...)
-	cmd := exec.Command("strace", args...)
-	cmd.Env = baseEnv
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return counts{}, fmt.Errorf("strace %s: %w: %.2000s", strings.Join(c.argv, " "), err, b)
-	}
-	f, err := os.Open(out)
+	f, err := traceCalls(c, dir, traced)
 	if err != nil {
 		return counts{}, err
 	}
@@ -59,18 +47,78 @@ func straceRun(c command, dir string) (counts, error) {
 	return countCalls(f)
 }
 
+// straceInputs runs c once under strace -f and returns the files it read
+// and the directories it listed, those under one of the directories in
+// under (not the runtime's own reads of /proc and /sys).
+func straceInputs(c command, dir string, under ...string) (files, dirs []string, err error) {
+	f, err := traceCalls(c, dir, []string{"read", "pread64", "readv", "preadv", "preadv2", "getdents64"})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	return inputsOf(f, under)
+}
+
+// traceCalls runs c once under strace -f -y, tracing calls, and returns
+// strace's output, open.
+func traceCalls(c command, dir string, calls []string) (*os.File, error) {
+	if c.prep != nil {
+		if err := c.prep(); err != nil {
+			return nil, err
+		}
+	}
+	out := filepath.Join(dir, "strace.out")
+	args := append([]string{"-f", "-qq", "-y", "-e", "signal=none", "-e", "trace=" + strings.Join(calls, ","), "-o", out}, c.argv...)
+	cmd := exec.Command("strace", args...)
+	cmd.Env = baseEnv
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("strace %s: %w: %.2000s", strings.Join(c.argv, " "), err, b)
+	}
+	return os.Open(out)
+}
+
+// inputsOf reads strace -f -y output of read and getdents64 calls: the
+// paths of the files read and of the directories listed, each once, in the
+// order first seen, kept only when under one of the directories in under.
+func inputsOf(r io.Reader, under []string) (files, dirs []string, err error) {
+	seen := map[string]bool{}
+	keep := func(p string) bool {
+		if seen[p] {
+			return false
+		}
+		for _, d := range under {
+			if strings.HasPrefix(p, strings.TrimSuffix(d, "/")+"/") {
+				seen[p] = true
+				return true
+			}
+		}
+		return false
+	}
+	err = eachCall(r, func(name, args string) {
+		fm := fdPathRE.FindStringSubmatch(args)
+		if fm == nil || !keep(fm[1]) {
+			return
+		}
+		if name == "getdents64" {
+			dirs = append(dirs, fm[1])
+		} else {
+			files = append(files, fm[1])
+		}
+	})
+	return files, dirs, err
+}
+
 var callRE = regexp.MustCompile(`^(?:\d+\s+)?([a-z0-9_]+)\((.*)\)\s+=\s+(-?\d+|\?)`)
 var unfinishedRE = regexp.MustCompile(`^(\d+)\s+(.*) <unfinished \.\.\.>$`)
 var resumedRE = regexp.MustCompile(`^(\d+)\s+<\.\.\. ([a-z0-9_]+) resumed>(.*)$`)
 var fdPathRE = regexp.MustCompile(`^\d+<([^>]*)>`)
 
-// countCalls reads strace -f -y output.
-func countCalls(r io.Reader) (counts, error) {
-	var c counts
+// eachCall calls f with the name and arguments of every call in strace -f
+// output that succeeded, an unfinished call joined with its resumption.
+func eachCall(r io.Reader, f func(name, args string)) error {
 	pending := map[string]string{} // pid -> the start of an unfinished call
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	firstExec := true
 	for sc.Scan() {
 		line := sc.Text()
 		if m := unfinishedRE.FindStringSubmatch(line); m != nil {
@@ -89,19 +137,28 @@ func countCalls(r io.Reader) (counts, error) {
 		if m == nil || m[3] == "-1" || m[3] == "?" {
 			continue // not a call, or a failed one
 		}
-		name, args := m[1], m[2]
+		f(m[1], m[2])
+	}
+	return sc.Err()
+}
+
+// countCalls reads strace -f -y output.
+func countCalls(r io.Reader) (counts, error) {
+	var c counts
+	firstExec := true
+	err := eachCall(r, func(name, args string) {
 		switch name {
 		case "execve", "execveat":
 			if firstExec {
 				firstExec = false // the command itself
-				continue
+				return
 			}
 			c.exec++
 			c.execs = append(c.execs, firstArg(args))
 		case "write", "pwrite64", "writev", "pwritev", "pwritev2":
 			fm := fdPathRE.FindStringSubmatch(args)
 			if fm == nil || !isFile(fm[1]) {
-				continue
+				return
 			}
 			c.writes++
 			if !slices.Contains(c.written, fm[1]) {
@@ -116,8 +173,8 @@ func countCalls(r io.Reader) (counts, error) {
 			"link", "linkat", "symlink", "symlinkat", "utimensat":
 			c.other++
 		}
-	}
-	return c, sc.Err()
+	})
+	return c, err
 }
 
 // isFile tells a file's path from the other things a descriptor can be.
