@@ -111,3 +111,40 @@ func TestWriteSpecLoads(t *testing.T) {
 		}
 	}
 }
+
+// scenarioAt is a scenario whose every run took x times its floor's 1 ms.
+func scenarioAt(name string, x float64) *scenario {
+	var r pairResult
+	for range 3 {
+		r.thing = append(r.thing, sample{wall: time.Duration(x * float64(time.Millisecond))})
+		r.floor = append(r.floor, sample{wall: time.Millisecond})
+	}
+	return &scenario{name: name, result: r}
+}
+
+// The window of starts for which both no-op targets hold, from the replay
+// floors: the 3× target bounds the start from above, the 10× one from below.
+func TestReplayBounds(t *testing.T) {
+	rep := report{scenarios: []*scenario{
+		scenarioAt("`mirrorctl version`", 4.77),
+		scenarioAt("`version` of a program linking only sync's libraries", 1.75),
+		scenarioAt("replay floor by stat, 20 registries", 2.16),
+		scenarioAt("replay floor by stat, 1000 registries", 26.5),
+		scenarioAt("replay floor by content, 20 registries", 3.63),
+		scenarioAt("replay floor by content, 1000 registries", 77.9),
+	}}
+	lines := rep.replayBounds()
+	if len(lines) != 2 {
+		t.Fatalf("%d lines: %q", len(lines), lines)
+	}
+	for _, want := range []string{"0.54 ≤ s ≤ 0.84", "mirrorctl's start: s = 3.77 (**outside**)", "the libraries floor's start: s = 0.75 (inside)"} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("by stat: %q lacks %q", lines[0], want)
+		}
+	}
+	for _, want := range []string{"No start meets both no-op targets: the 3× one needs s ≤ -0.63", "(**outside**)"} {
+		if !strings.Contains(lines[1], want) {
+			t.Errorf("by content: %q lacks %q", lines[1], want)
+		}
+	}
+}
