@@ -265,10 +265,17 @@ func bench(o options) error {
 			}
 			rec := filepath.Join(o.work, "replay-"+filepath.Base(filepath.Dir(nd.live)))
 			records = append(records, func() error { return writeRecord(rec, files, dirs) })
+			read := fmt.Sprintf("%d files read and %d directories listed by the no-op", len(files), len(dirs))
 			for _, by := range []string{"stat", "content"} {
 				s := add(fmt.Sprintf("replay floor by %s, %s", by, nd.name), "", command{argv: []string{o.replay, by, rec}}, minimal, "minimal Go binary")
-				s.files = fmt.Sprintf("%d files read and %d directories listed by the no-op", len(files), len(dirs))
-				s.untraced = true
+				s.files, s.untraced = read, true
+			}
+			if o.libraries != "" {
+				// The best a split design could do: a sync-only
+				// binary's start, then the check by attributes.
+				s := add("sync-only binary checking the record by stat (libraries floor `replay stat`), "+nd.name, "",
+					command{argv: []string{o.libraries, "replay", "stat", rec}}, minimal, "minimal Go binary")
+				s.files, s.untraced = read, true
 			}
 		}
 	}

@@ -132,9 +132,11 @@ func TestReplayBounds(t *testing.T) {
 		scenarioAt("replay floor by stat, 1000 registries", 26.5),
 		scenarioAt("replay floor by content, 20 registries", 3.63),
 		scenarioAt("replay floor by content, 1000 registries", 77.9),
+		scenarioAt("sync-only binary checking the record by stat (libraries floor `replay stat`), 20 registries", 2.9),
+		scenarioAt("sync-only binary checking the record by stat (libraries floor `replay stat`), 1000 registries", 30.1),
 	}}
 	lines := rep.replayBounds()
-	if len(lines) != 2 {
+	if len(lines) != 3 {
 		t.Fatalf("%d lines: %q", len(lines), lines)
 	}
 	for _, want := range []string{"0.54 ≤ s ≤ 0.84", "mirrorctl's start: s = 3.77 (**outside**)", "the libraries floor's start: s = 0.75 (inside)"} {
@@ -145,6 +147,11 @@ func TestReplayBounds(t *testing.T) {
 	for _, want := range []string{"No start meets both no-op targets: the 3× one needs s ≤ -0.63", "(**outside**)"} {
 		if !strings.Contains(lines[1], want) {
 			t.Errorf("by content: %q lacks %q", lines[1], want)
+		}
+	}
+	for _, want := range []string{"`version` 1.75× (≤ 2×: **met**)", "no-op 20 registries 2.90× (≤ 3×: **met**)", "10.4× the 20-registry one (≤ 10×: **NOT met**)"} {
+		if !strings.Contains(lines[2], want) {
+			t.Errorf("split design: %q lacks %q", lines[2], want)
 		}
 	}
 }

@@ -225,6 +225,15 @@ func (r *report) replayBounds() []string {
 		}
 		out = append(out, line)
 	}
+	split20 := r.find("sync-only binary checking the record by stat (libraries floor `replay stat`), 20 registries")
+	split1000 := r.find("sync-only binary checking the record by stat (libraries floor `replay stat`), 1000 registries")
+	libs := r.find("`version` of a program linking only")
+	if split20 != nil && split1000 != nil && libs != nil {
+		v, x20, x1000 := ratio(libs.result), ratio(split20.result), ratio(split1000.result)
+		out = append(out, fmt.Sprintf("measured, the best a split design could do (the libraries floor checking the record by attributes): "+
+			"`version` %.2f× (≤ 2×: %s), no-op 20 registries %.2f× (≤ 3×: %s), 1,000 registries %.1f×, %.1f× the 20-registry one (≤ 10×: %s)",
+			v, verdict(v <= 2), x20, verdict(x20 <= 3), x1000, x1000/x20, verdict(x1000/x20 <= 10)))
+	}
 	return out
 }
 

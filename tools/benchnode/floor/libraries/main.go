@@ -4,6 +4,10 @@
 // engines' sockets) and none of those only watch and doctor need (the
 // Prometheus client, SSH signatures, containerd's hosts loader) or the
 // gRPC health probes. Its start is the floor a sync-only binary would have.
+//
+// Its `replay stat|content RECORD` command checks the replay floor's record
+// (what a no-op read) as that binary would before stopping: the best a
+// split design with a no-op that does not plan could do.
 package main
 
 import (
@@ -17,11 +21,24 @@ import (
 	_ "github.com/pelletier/go-toml/v2"
 	"github.com/spf13/cobra"
 	_ "gopkg.in/yaml.v3"
+
+	"github.com/mirrorctl/mirrorctl/tools/benchnode/replay"
 )
 
 func main() {
 	root := &cobra.Command{Use: "libraries", SilenceUsage: true}
 	root.AddCommand(&cobra.Command{Use: "version", Run: func(*cobra.Command, []string) { fmt.Println("libraries") }})
+	root.AddCommand(&cobra.Command{Use: "replay stat|content RECORD", Args: cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if args[0] != "stat" && args[0] != "content" {
+				return fmt.Errorf("replay %s: check by stat or content", args[0])
+			}
+			record, err := os.ReadFile(args[1])
+			if err != nil {
+				return err
+			}
+			return replay.Check(record, args[0] == "content")
+		}})
 	if root.Execute() != nil {
 		os.Exit(1)
 	}
