@@ -73,7 +73,7 @@ bench: build
 # writing the same files durably, one at a time; a cobra program linking only the
 # libraries sync needs; a program checking a record of what the no-op read, the
 # least a no-op that does not plan must do) and reported as medians and ratios,
-# with strace counts and the init trace. Root and strace; about 20 minutes on the idle 2-core VM
+# with strace counts and the init trace. Root and strace; about 25 minutes on the idle 2-core VM
 # (BENCH_FLAGS=-budget=3m: about 7), most of it the 1,000-registry writes
 # (fsync-bound).
 # Not part of test. BENCH_FLAGS=-runs=30, -sizes=20,100, -work=DIR...

@@ -267,13 +267,13 @@ func bench(o options) error {
 			records = append(records, func() error { return writeRecord(rec, files, dirs) })
 			read := fmt.Sprintf("%d files read and %d directories listed by the no-op", len(files), len(dirs))
 			for _, by := range []string{"stat", "content"} {
-				s := add(fmt.Sprintf("replay floor by %s, %s", by, nd.name), "", command{argv: []string{o.replay, by, rec}}, minimal, "minimal Go binary")
+				s := add(replayScenario(by, nd.name), "", command{argv: []string{o.replay, by, rec}}, minimal, "minimal Go binary")
 				s.files, s.untraced = read, true
 			}
 			if o.libraries != "" {
 				// The best a split design could do: a sync-only
 				// binary's start, then the check by attributes.
-				s := add("sync-only binary checking the record by stat (libraries floor `replay stat`), "+nd.name, "",
+				s := add(splitScenario(nd.name), "",
 					command{argv: []string{o.libraries, "replay", "stat", rec}}, minimal, "minimal Go binary")
 				s.files, s.untraced = read, true
 			}
@@ -396,4 +396,12 @@ func writeRecord(path string, files, dirs []string) error {
 		return fmt.Errorf("recording what the no-op read: %w", err)
 	}
 	return os.WriteFile(path, b, 0o600)
+}
+
+// replayScenario and splitScenario name the replay floors' rows, which the
+// report finds by these names.
+func replayScenario(by, node string) string { return "replay floor by " + by + ", " + node }
+
+func splitScenario(node string) string {
+	return "sync-only binary checking the record by stat (libraries floor `replay stat`), " + node
 }

@@ -48,7 +48,7 @@ func Record(files, dirs []string) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		entries = append(entries, manifest.Entry{Dir: dir, Mode: fs.ModePerm, Path: p, Data: append(a, sum[:]...)})
+		entries = append(entries, manifest.Entry{Dir: dir, Path: p, Data: append(a[:], sum[:]...)})
 		return nil
 	}
 	for _, p := range files {
@@ -62,6 +62,19 @@ func Record(files, dirs []string) ([]byte, error) {
 		}
 	}
 	return manifest.Encode(entries), nil
+}
+
+// CheckFile checks the record in file, by "stat" (attributes) or
+// "content": what the floor programs run.
+func CheckFile(by, file string) error {
+	if by != "stat" && by != "content" {
+		return fmt.Errorf("check by %q: by stat or content", by)
+	}
+	record, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	return Check(record, by == "content")
 }
 
 // Check compares every entry of record with what is there now, by its
@@ -107,23 +120,24 @@ func check(entries []manifest.Entry, byContent bool) error {
 		if err != nil {
 			return err
 		}
-		if !bytes.Equal(a, e.Data[:attrsLen]) {
+		if !bytes.Equal(a[:], e.Data[:attrsLen]) {
 			return fmt.Errorf("%s: attributes changed", e.Path)
 		}
 	}
 	return nil
 }
 
-func attrs(p string) ([]byte, error) {
+// attrs are p's attributes as a record holds them (an array: the check
+// allocates nothing per entry).
+func attrs(p string) (a [attrsLen]byte, err error) {
 	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err != nil {
-		return nil, &fs.PathError{Op: "lstat", Path: p, Err: err}
+		return a, &fs.PathError{Op: "lstat", Path: p, Err: err}
 	}
-	b := make([]byte, 0, attrsLen)
-	for _, v := range []uint64{st.Dev, st.Ino, uint64(st.Size), uint64(st.Mtim.Nano()), uint64(st.Ctim.Nano())} {
-		b = binary.LittleEndian.AppendUint64(b, v)
+	for i, v := range [...]uint64{st.Dev, st.Ino, uint64(st.Size), uint64(st.Mtim.Nano()), uint64(st.Ctim.Nano())} {
+		binary.LittleEndian.PutUint64(a[8*i:], v)
 	}
-	return b, nil
+	return a, nil
 }
 
 // digest hashes a file's bytes, or a directory's sorted names.

@@ -86,6 +86,34 @@ func TestCheckInParallelFindsAChangeInAnyShare(t *testing.T) {
 	}
 }
 
+// CheckFile is what the floor programs run: the record read from its file,
+// checked the way asked, and nothing but stat or content asked.
+func TestCheckFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	write(t, p, "x")
+	rec, err := Record([]string{p}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "record")
+	if err := os.WriteFile(file, rec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, by := range []string{"stat", "content"} {
+		if err := CheckFile(by, file); err != nil {
+			t.Errorf("CheckFile(%s) of an unchanged file: %v", by, err)
+		}
+	}
+	if err := CheckFile("size", file); err == nil || !strings.Contains(err.Error(), "by stat or content") {
+		t.Errorf("CheckFile(size) = %v", err)
+	}
+	write(t, p, "y")
+	if err := CheckFile("content", file); err == nil || !strings.Contains(err.Error(), p) {
+		t.Errorf("CheckFile(content) of a changed file = %v", err)
+	}
+}
+
 func TestCheckRefusesABrokenRecord(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")

@@ -29,16 +29,7 @@ func main() {
 	root := &cobra.Command{Use: "libraries", SilenceUsage: true}
 	root.AddCommand(&cobra.Command{Use: "version", Run: func(*cobra.Command, []string) { fmt.Println("libraries") }})
 	root.AddCommand(&cobra.Command{Use: "replay stat|content RECORD", Args: cobra.ExactArgs(2),
-		RunE: func(_ *cobra.Command, args []string) error {
-			if args[0] != "stat" && args[0] != "content" {
-				return fmt.Errorf("replay %s: check by stat or content", args[0])
-			}
-			record, err := os.ReadFile(args[1])
-			if err != nil {
-				return err
-			}
-			return replay.Check(record, args[0] == "content")
-		}})
+		RunE: func(_ *cobra.Command, args []string) error { return replay.CheckFile(args[0], args[1]) }})
 	if root.Execute() != nil {
 		os.Exit(1)
 	}

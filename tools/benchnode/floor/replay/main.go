@@ -15,15 +15,11 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 3 || (os.Args[1] != "stat" && os.Args[1] != "content") {
+	if len(os.Args) != 3 {
 		fmt.Fprintln(os.Stderr, "usage: replay stat|content RECORD")
 		os.Exit(2)
 	}
-	record, err := os.ReadFile(os.Args[2])
-	if err == nil {
-		err = replay.Check(record, os.Args[1] == "content")
-	}
-	if err != nil {
+	if err := replay.CheckFile(os.Args[1], os.Args[2]); err != nil {
 		fmt.Fprintln(os.Stderr, "replay:", err)
 		os.Exit(1)
 	}
