@@ -35,7 +35,15 @@ func TestStartedAfter(t *testing.T) {
 	}
 
 	// A child started now listens on its own socket. /proc counts start
-	// times in 10 ms ticks, rounded down: t0 allows for that.
+	// times in 10 ms ticks, rounded down: t0 allows for that. This process
+	// must have started before t0, which a young test process (a fresh
+	// machine runs its tests within milliseconds of exec) has not: wait
+	// for the clock to pass its start by more than the allowance.
+	selfStart, err := processStart(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(selfStart.Add(40 * time.Millisecond)))
 	t0 := time.Now().Add(-20 * time.Millisecond)
 	hosttest.StartDaemon(t, filepath.Join(dir, "child.sock"))
 	child := Probe{Docker: &DockerProbe{Socket: "child.sock"}}
