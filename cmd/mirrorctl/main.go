@@ -6,11 +6,23 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
 func main() {
-	os.Exit(mainWith(&globalFlags{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
+	g := &globalFlags{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
+		setGCPercent: gcPercentSetter(os.LookupEnv)}
+	os.Exit(mainWith(g, os.Args[1:]))
+}
+
+// gcPercentSetter is how a command tunes the collector: not at all when
+// the environment sets GOGC (the operator chose).
+func gcPercentSetter(lookupEnv func(string) (string, bool)) func(int) int {
+	if _, set := lookupEnv("GOGC"); set {
+		return nil
+	}
+	return debug.SetGCPercent
 }
 
 // mainWith is main without the exit: SIGINT and SIGTERM cancel the

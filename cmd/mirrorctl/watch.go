@@ -41,8 +41,9 @@ type watchFlags struct {
 func newWatchCmd(g *globalFlags) *cobra.Command {
 	var f watchFlags
 	cmd := &cobra.Command{
-		Use:   "watch",
-		Short: "Follow a central config (a file, a ConfigMap mount or an https URL) and sync whenever it changes",
+		Use:         "watch",
+		Annotations: map[string]string{runsLong: "yes"},
+		Short:       "Follow a central config (a file, a ConfigMap mount or an https URL) and sync whenever it changes",
 		Long: `watch runs the sync pipeline (lock, plan, backup, atomic writes, least
 disruption, health, rollback) every time its source changes, and keeps running.
 
