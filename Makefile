@@ -84,10 +84,15 @@ bench-node: build
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/bench-minimal ./tools/benchnode/floor/minimal
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/bench-durable ./tools/benchnode/floor/durable
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/bench-libraries ./tools/benchnode/floor/libraries
+	for g in probes watch loader; do \
+	  CGO_ENABLED=0 $(GO) build -tags "floor_$$g" -trimpath -ldflags '-s -w' -o bin/bench-libraries-$$g ./tools/benchnode/floor/libraries || exit 1; done
+	CGO_ENABLED=0 $(GO) build -tags 'floor_probes floor_watch floor_loader' -trimpath -ldflags '-s -w' -o bin/bench-libraries-all ./tools/benchnode/floor/libraries
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/bench-replay ./tools/benchnode/floor/replay
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/bench-spawn ./tools/benchnode/spawn
 	$(GO) build -o bin/benchnode ./tools/benchnode
-	bin/benchnode -mirrorctl $(BIN) -minimal bin/bench-minimal -durable bin/bench-durable -libraries bin/bench-libraries -replay bin/bench-replay -spawn bin/bench-spawn \
+	bin/benchnode -mirrorctl $(BIN) -minimal bin/bench-minimal -durable bin/bench-durable -libraries bin/bench-libraries \
+	  -libraries-with 'the gRPC probes (grpc-go; CRI and containerd API types)=bin/bench-libraries-probes,watch only (Prometheus client; SSH signatures)=bin/bench-libraries-watch,doctor (containerd hosts loader)=bin/bench-libraries-loader,all three=bin/bench-libraries-all' \
+	  -replay bin/bench-replay -spawn bin/bench-spawn \
 	  -crictl '$(E2E_CACHE)/tools/crictl@$(call e2e_pin,CRICTL_VERSION)/crictl' \
 	  -containerd2 '$(E2E_CACHE)/tools/containerd@$(call e2e_pin,CONTAINERD2_VERSION)/containerd' $(BENCH_FLAGS)
 

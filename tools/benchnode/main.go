@@ -30,6 +30,7 @@ import (
 type options struct {
 	mirrorctl, minimal, durable string
 	libraries, replay           string
+	librariesWith               []namedProgram
 	spawn                       string
 	work                        string
 	runs, warmup, minRuns       int
@@ -46,6 +47,16 @@ func main() {
 	flag.StringVar(&o.minimal, "minimal", "", "the minimal Go binary (floor of start-up)")
 	flag.StringVar(&o.durable, "durable", "", "the durable writer (floor of a changed sync)")
 	flag.StringVar(&o.libraries, "libraries", "", "a cobra program linking only the libraries sync needs (what a split binary would start in); not measured if empty")
+	flag.Func("libraries-with", "NAME=PATH,…: the libraries floor built with more of mirrorctl's packages (NAME says which), to measure what each group adds to the start", func(v string) error {
+		for _, kv := range strings.Split(v, ",") {
+			name, path, ok := strings.Cut(kv, "=")
+			if !ok || name == "" || path == "" {
+				return fmt.Errorf("%q is not NAME=PATH", kv)
+			}
+			o.librariesWith = append(o.librariesWith, namedProgram{name: name, path: path})
+		}
+		return nil
+	})
 	flag.StringVar(&o.replay, "replay", "", "the replay floor: checks a record of what a no-op read (what a no-op that does not plan would at least do); not measured if empty")
 	flag.StringVar(&o.spawn, "spawn", "", "the launcher every measured program is started through")
 	flag.StringVar(&o.work, "work", "/var/tmp/mirrorctl-bench-node", "scratch directory (roots, copies of the engine binaries)")
@@ -82,6 +93,21 @@ func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench-node: "+format+"\n", args...)
 }
 
+// The start rows' names (the report finds them by these prefixes).
+const (
+	mirrorctlVersionScenario = "`mirrorctl version`"
+	librariesScenario        = "`version` of a program linking only"
+)
+
+// namedProgram is a floor program and what it stands for.
+type namedProgram struct{ name, path string }
+
+// withScenario names the row of the libraries floor built with a group of
+// mirrorctl's packages.
+func withScenario(group string) string {
+	return "`version` of the libraries floor with " + group
+}
+
 // A scenario is one row of the report.
 type scenario struct {
 	name    string
@@ -107,6 +133,9 @@ func bench(o options) error {
 		if *p != "" {
 			programs = append(programs, p)
 		}
+	}
+	for i := range o.librariesWith {
+		programs = append(programs, &o.librariesWith[i].path)
 	}
 	for _, p := range programs {
 		abs, err := filepath.Abs(*p)
@@ -237,10 +266,13 @@ func bench(o options) error {
 		scs = append(scs, s)
 		return s
 	}
-	add("`mirrorctl version`", "≤ 2× minimal Go", command{argv: []string{o.mirrorctl, "version"}}, minimal, "minimal Go binary")
+	add(mirrorctlVersionScenario, "≤ 2× minimal Go", command{argv: []string{o.mirrorctl, "version"}}, minimal, "minimal Go binary")
 	if o.libraries != "" {
-		add("`version` of a program linking only sync's libraries (cobra, yaml.v3, go-toml, go-systemd D-Bus, net/http, crypto/tls)", "",
+		add(librariesScenario+" sync's libraries (cobra, yaml.v3, go-toml, go-systemd D-Bus, net/http, crypto/tls)", "",
 			command{argv: []string{o.libraries, "version"}}, minimal, "minimal Go binary")
+	}
+	for _, w := range o.librariesWith {
+		add(withScenario(w.name), "", command{argv: []string{w.path, "version"}}, minimal, "minimal Go binary")
 	}
 	for _, nd := range all {
 		target := ""

@@ -155,3 +155,22 @@ func TestReplayBounds(t *testing.T) {
 		}
 	}
 }
+
+// What each group of packages adds to the libraries floor's start, in the
+// order the rows were measured.
+func TestStartCosts(t *testing.T) {
+	rep := report{scenarios: []*scenario{scenarioAt("no-op `sync`, 20 registries", 16)}}
+	if line := rep.startCosts(); line != "" {
+		t.Errorf("no libraries floor, yet %q", line)
+	}
+	rep.scenarios = append(rep.scenarios,
+		scenarioAt(mirrorctlVersionScenario, 5),
+		scenarioAt(librariesScenario+" sync's libraries", 1.75),
+		scenarioAt(withScenario("probes"), 3),
+		scenarioAt(withScenario("watch"), 2.25),
+	)
+	want := "In units of the minimal binary's start, the libraries floor 1.75×; built with probes 3.00× (+1.25), watch 2.25× (+0.50); `mirrorctl version` 5.00×."
+	if line := rep.startCosts(); line != want {
+		t.Errorf("got  %q\nwant %q", line, want)
+	}
+}

@@ -103,6 +103,10 @@ func (r *report) write(w *strings.Builder) {
 		w.WriteString("- " + t + "\n")
 	}
 
+	if line := r.startCosts(); line != "" {
+		w.WriteString("\n### Start: what each group of packages adds\n\n" + line + "\n")
+	}
+
 	if lines := r.replayBounds(); len(lines) > 0 {
 		w.WriteString("\n### What a no-op that does not plan could reach (the replay floors)\n\n")
 		for _, l := range lines {
@@ -161,7 +165,7 @@ func verdict(ok bool) string {
 
 func (r *report) targets() []string {
 	var out []string
-	if s := r.find("`mirrorctl version`"); s != nil {
+	if s := r.find(mirrorctlVersionScenario); s != nil {
 		x := ratio(s.result)
 		out = append(out, fmt.Sprintf("%s `mirrorctl version` ≤ 2× the minimal Go binary: %.2f×", verdict(x <= 2), x))
 	}
@@ -190,6 +194,34 @@ func (r *report) targets() []string {
 	return out
 }
 
+// startCosts says what each group of mirrorctl's packages adds to the
+// libraries floor's start, in units of the minimal binary: the rows of the
+// floor built with that group (withScenario), in the order measured.
+func (r *report) startCosts() string {
+	libs := r.find(librariesScenario)
+	if libs == nil {
+		return ""
+	}
+	base := ratio(libs.result)
+	var parts []string
+	for _, s := range r.scenarios {
+		group, ok := strings.CutPrefix(s.name, withScenario(""))
+		if !ok {
+			continue
+		}
+		x := ratio(s.result)
+		parts = append(parts, fmt.Sprintf("%s %.2f× (%+.2f)", group, x, x-base))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	line := fmt.Sprintf("In units of the minimal binary's start, the libraries floor %.2f×; built with ", base) + strings.Join(parts, ", ")
+	if m := r.find(mirrorctlVersionScenario); m != nil {
+		line += fmt.Sprintf("; `mirrorctl version` %.2f×", ratio(m.result))
+	}
+	return line + "."
+}
+
 // replayBounds says what the replay floors mean for the no-op targets. A
 // no-op that skips planning must still check everything the plan read, so
 // a floor's time is a lower bound of such a no-op, less the start it adds
@@ -199,8 +231,8 @@ func (r *report) targets() []string {
 func (r *report) replayBounds() []string {
 	var out []string
 	starts := []struct{ name, prefix string }{
-		{"mirrorctl's", "`mirrorctl version`"},
-		{"the libraries floor's", "`version` of a program linking only"},
+		{"mirrorctl's", mirrorctlVersionScenario},
+		{"the libraries floor's", librariesScenario},
 	}
 	for _, by := range []string{"stat", "content"} {
 		f20, f1000 := r.find(replayScenario(by, "20 registries")), r.find(replayScenario(by, "1000 registries"))

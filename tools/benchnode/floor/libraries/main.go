@@ -8,6 +8,10 @@
 // Its `replay stat|content RECORD` command checks the replay floor's record
 // (what a no-op read) as that binary would before stopping: the best a
 // split design with a no-op that does not plan could do.
+//
+// Built with the tags floor_probes, floor_watch and floor_loader it links
+// those groups of packages too (with_*.go), so that the bench measures what
+// each adds to the start.
 package main
 
 import (
