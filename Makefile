@@ -71,11 +71,12 @@ bench: build
 # containerd 2.x from E2E_CACHE when there), specs of 20, 100 and 1,000 registries,
 # every measurement interleaved with its floor (a minimal Go binary; a Go program
 # writing the same files durably, one at a time; a cobra program linking only the
-# libraries sync needs; a program checking a record of what the no-op read, the
+# libraries sync needs, alone and with each group of the others; a program
+# checking a record of what the no-op read, the
 # least a no-op that does not plan must do) and reported as medians and ratios,
-# with strace counts and the init trace. Root and strace; about 25 minutes on the idle 2-core VM
-# (BENCH_FLAGS=-budget=3m: about 7), most of it the 1,000-registry writes
-# (fsync-bound).
+# with strace counts and the init trace. Root and strace; 9-25 minutes on an idle 2-core VM
+# (less with BENCH_FLAGS=-budget=3m), most of it the 1,000-registry writes
+# (fsync-bound, so the disk decides).
 # Not part of test. BENCH_FLAGS=-runs=30, -sizes=20,100, -work=DIR...
 E2E_CACHE   ?= /var/cache/mirrorctl-e2e
 BENCH_FLAGS ?=
