@@ -72,8 +72,8 @@ bench: build
 # every measurement interleaved with its floor (a minimal Go binary; a Go program
 # writing the same files durably, one at a time; a cobra program linking only the
 # libraries sync needs, alone and with each group of the others; a program
-# checking a record of what the no-op read, the
-# least a no-op that does not plan must do) and reported as medians and ratios,
+# checking a record of what the no-op read, the least a no-op that does not
+# plan must do) and reported as medians and ratios,
 # with strace counts and the init trace. Root and strace; 9-25 minutes on an idle 2-core VM
 # (less with BENCH_FLAGS=-budget=3m), most of it the 1,000-registry writes
 # (fsync-bound, so the disk decides).

@@ -54,8 +54,8 @@ func (e *exitError) Unwrap() error { return e.err }
 // exits; with the default (100) the collector first runs at 4 MiB of heap,
 // and a no-op sync of 20 registries paid one or two collections, about a
 // sixth of its time. At 200 it finishes without one; a larger spec's
-// collections come half as often, for a peak heap up to twice its live
-// data, which GOMEMLIMIT (the DaemonSet sets it) still bounds.
+// collections come half as often, for a peak heap up to three times its
+// live data instead of twice, which GOMEMLIMIT still bounds where it is set.
 const oneShotGCPercent = 200
 
 // runsLong is the annotation of a command that keeps running (watch): its

@@ -46,7 +46,7 @@ func main() {
 	flag.StringVar(&o.mirrorctl, "mirrorctl", "bin/mirrorctl", "the mirrorctl binary measured")
 	flag.StringVar(&o.minimal, "minimal", "", "the minimal Go binary (floor of start-up)")
 	flag.StringVar(&o.durable, "durable", "", "the durable writer (floor of a changed sync)")
-	flag.StringVar(&o.libraries, "libraries", "", "a cobra program linking only the libraries sync needs (what a split binary would start in); not measured if empty")
+	flag.StringVar(&o.libraries, "libraries", "", "a cobra program linking only the libraries sync needs (a lower bound of a split binary's start); not measured if empty")
 	flag.Func("libraries-with", "NAME=PATH,…: the libraries floor built with more of mirrorctl's packages (NAME says which), to measure what each group adds to the start", func(v string) error {
 		for _, kv := range strings.Split(v, ",") {
 			name, path, ok := strings.Cut(kv, "=")

@@ -3,11 +3,13 @@
 // without (YAML, TOML, systemd's D-Bus client, HTTP and TLS for the
 // engines' sockets) and none of those only watch and doctor need (the
 // Prometheus client, SSH signatures, containerd's hosts loader) or the
-// gRPC health probes. Its start is the floor a sync-only binary would have.
+// gRPC health probes. Its start is a lower bound of a sync-only binary's:
+// it links only what those libraries' inits reach, not the code a sync
+// calls in them.
 //
 // Its `replay stat|content RECORD` command checks the replay floor's record
-// (what a no-op read) as that binary would before stopping: the best a
-// split design with a no-op that does not plan could do.
+// (what a no-op read) as that binary would before stopping: a bound for a
+// split design with a no-op that does not plan.
 //
 // Built with the tags floor_probes, floor_watch and floor_loader it links
 // those groups of packages too (with_*.go), so that the bench measures what
