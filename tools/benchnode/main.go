@@ -303,8 +303,9 @@ func bench(o options) error {
 				s.files, s.untraced = read, true
 			}
 			if o.libraries != "" {
-				// The best a split design could do: a sync-only
-				// binary's start, then the check by attributes.
+				// A bound for a split design: the libraries floor's
+				// start (below any sync-only binary's), then the check
+				// by attributes.
 				s := add(splitScenario(nd.name), "",
 					command{argv: []string{o.libraries, "replay", "stat", rec}}, minimal, "minimal Go binary")
 				s.files, s.untraced = read, true
@@ -435,5 +436,5 @@ func writeRecord(path string, files, dirs []string) error {
 func replayScenario(by, node string) string { return "replay floor by " + by + ", " + node }
 
 func splitScenario(node string) string {
-	return "sync-only binary checking the record by stat (libraries floor `replay stat`), " + node
+	return "libraries floor checking the record by stat (`replay stat`; a bound for a sync-only binary), " + node
 }

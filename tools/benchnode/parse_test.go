@@ -132,8 +132,8 @@ func TestReplayBounds(t *testing.T) {
 		scenarioAt("replay floor by stat, 1000 registries", 26.5),
 		scenarioAt("replay floor by content, 20 registries", 3.63),
 		scenarioAt("replay floor by content, 1000 registries", 77.9),
-		scenarioAt("sync-only binary checking the record by stat (libraries floor `replay stat`), 20 registries", 2.9),
-		scenarioAt("sync-only binary checking the record by stat (libraries floor `replay stat`), 1000 registries", 30.1),
+		scenarioAt(splitScenario("20 registries"), 2.9),
+		scenarioAt(splitScenario("1000 registries"), 30.1),
 	}}
 	lines := rep.replayBounds()
 	if len(lines) != 3 {

@@ -89,13 +89,7 @@ func TestCheckInParallelFindsAChangeInAnyShare(t *testing.T) {
 // CheckFile is what the floor programs run: the record read from its file,
 // checked the way asked, and nothing but stat or content asked.
 func TestCheckFile(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "f")
-	write(t, p, "x")
-	rec, err := Record([]string{p}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, p, rec := recordOfOneFile(t)
 	file := filepath.Join(dir, "record")
 	if err := os.WriteFile(file, rec, 0o600); err != nil {
 		t.Fatal(err)
@@ -115,16 +109,24 @@ func TestCheckFile(t *testing.T) {
 }
 
 func TestCheckRefusesABrokenRecord(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "f")
+	_, _, rec := recordOfOneFile(t)
+	if err := Check(rec[:len(rec)-1], false); err == nil || !strings.Contains(err.Error(), "past the end") {
+		t.Errorf("truncated record: %v", err)
+	}
+}
+
+// recordOfOneFile writes a file p holding "x" in a new directory dir and
+// records it.
+func recordOfOneFile(t *testing.T) (dir, p string, rec []byte) {
+	t.Helper()
+	dir = t.TempDir()
+	p = filepath.Join(dir, "f")
 	write(t, p, "x")
 	rec, err := Record([]string{p}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Check(rec[:len(rec)-1], false); err == nil || !strings.Contains(err.Error(), "past the end") {
-		t.Errorf("truncated record: %v", err)
-	}
+	return dir, p, rec
 }
 
 func write(t *testing.T, p, s string) {
