@@ -49,7 +49,7 @@ func (r *Root) WithDirCache() (view *Root, release func()) {
 	if r.cache != nil {
 		return r, func() {} // already a view: its owner releases it
 	}
-	v := &Root{dir: r.dir, fd: r.fd, privileged: r.privileged, uid: r.uid,
+	v := &Root{dir: r.dir, fd: r.fd, privileged: r.privileged, uid: r.uid, log: r.log,
 		cache: &dirCache{dirs: map[string]cachedDir{}, fds: map[int]bool{}, limit: cacheLimit()}}
 	return v, func() { v.cache.release() }
 }

@@ -62,6 +62,9 @@ func (r *Root) ReadFileInfo(hostPath string, limit int64) ([]byte, fs.FileInfo, 
 		}
 		var err error
 		data, err = readAt(t.dir, t.name, limit, &st)
+		if err == nil {
+			r.saw(t.real, &st, true) // as the descriptor read said
+		}
 		return err
 	})
 	if err != nil {
@@ -80,7 +83,7 @@ func (r *Root) ReadFileInfo(hostPath string, limit int64) ([]byte, fs.FileInfo, 
 // readAt reads dir/name, which the caller looked at (st, an lstat) before
 // it is opened, so that a device is never opened at all; then it is opened
 // non-blocking and without following a link, and checked again through the
-// descriptor.
+// descriptor, whose look it leaves in st.
 func readAt(dir int, name string, limit int64, st *unix.Stat_t) ([]byte, error) {
 	if err := regular(st, limit); err != nil {
 		return nil, err
@@ -100,6 +103,7 @@ func readAt(dir int, name string, limit int64, st *unix.Stat_t) ([]byte, error) 
 	if err := regular(&st2, limit); err != nil {
 		return nil, err
 	}
+	*st = st2
 	return readFD(fd, st2.Size, limit)
 }
 
@@ -204,6 +208,9 @@ func (r *Root) readDir(hostPath string, follow bool) ([]fs.DirEntry, error) {
 		}
 		f := os.NewFile(uintptr(fd), hostPath)
 		defer f.Close()
+		if err := r.sawDir(t.real, fd); err != nil { // the directory as listed
+			return err
+		}
 		for {
 			batch, err := f.ReadDir(1024)
 			ents = append(ents, batch...)

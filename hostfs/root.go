@@ -40,6 +40,8 @@ type Root struct {
 	uid        int // the effective uid
 	// cache, in a view made by WithDirCache, keeps trusted directories open.
 	cache *dirCache
+	// log, when set (LogTo), notes everything the root looks at.
+	log *Log
 }
 
 // Open opens dir as a Root. Close releases it.
@@ -105,7 +107,11 @@ func (t *target) lstat(st *unix.Stat_t) error {
 		*st = t.st
 		return nil
 	}
-	return unix.Fstatat(t.dir, t.name, st, unix.AT_SYMLINK_NOFOLLOW)
+	if err := unix.Fstatat(t.dir, t.name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	t.r.saw(t.real, st, t.actor.uid != 0)
+	return nil
 }
 
 func (t *target) close() { t.r.closeFD(t.dir) }
@@ -196,6 +202,16 @@ func (w *walker) walk(hostPath string, follow bool, mkdir fs.FileMode) (*target,
 				err = unix.Fstatat(w.top(), c, &st, unix.AT_SYMLINK_NOFOLLOW)
 			}
 		}
+		if err == nil {
+			w.r.saw(w.here(c), &st, w.actor.uid != 0)
+		}
+		if errors.Is(err, unix.ENOENT) {
+			// The name is missing: the directory's times are what will
+			// tell when it comes.
+			if err := w.r.sawDir("/"+strings.Join(w.names, "/"), w.top()); err != nil {
+				return nil, err
+			}
+		}
 		if err != nil {
 			if last && errors.Is(err, unix.ENOENT) {
 				return w.target(c), nil // the caller creates it, or reports it missing
@@ -257,8 +273,11 @@ func (w *walker) target(name string) *target {
 	t := &target{r: w.r, dir: top, name: name, real: real, actor: w.actor}
 	if w.sticky && name != "." && w.r.privileged && t.actor.uid == 0 {
 		var st unix.Stat_t
-		if unix.Fstatat(top, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Uid != 0 {
-			t.actor = actor{uid: int(st.Uid), gid: int(st.Gid)}
+		if unix.Fstatat(top, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			w.r.saw(real, &st, false)
+			if st.Uid != 0 {
+				t.actor = actor{uid: int(st.Uid), gid: int(st.Gid)}
+			}
 		}
 	}
 	for _, fd := range w.fds[1:] {
@@ -283,6 +302,7 @@ func (w *walker) enter(c string) error {
 		return fmt.Errorf("%s: %w", w.here(c), err)
 	}
 	real := w.here(c)
+	w.r.saw(real, &st, w.actor.uid != 0)
 	w.note(&st, real)
 	w.sticky = st.Uid == 0 && shared(&st) && st.Mode&unix.S_ISVTX != 0
 	w.trust(&st)
