@@ -18,6 +18,7 @@ import (
 	"github.com/mirrorctl/mirrorctl/engines/health"
 	"github.com/mirrorctl/mirrorctl/hostexec"
 	"github.com/mirrorctl/mirrorctl/hostfs"
+	"github.com/mirrorctl/mirrorctl/noop"
 	"github.com/mirrorctl/mirrorctl/plan"
 	"github.com/mirrorctl/mirrorctl/render"
 	"github.com/mirrorctl/mirrorctl/spec"
@@ -61,7 +62,11 @@ type Options struct {
 	// Narrow, when set, edits the plan before anything is written (watch's
 	// drift policy); it may change st, which is saved with the rest.
 	Narrow func(p *plan.Plan, st *state.State) (*plan.Plan, []string, error)
-	Log    *slog.Logger
+	// NoOp, when set, lets SyncFrom skip the plan while nothing a sync
+	// that changed nothing read has changed, and keeps the record of such
+	// a sync.
+	NoOp *noop.Keeper
+	Log  *slog.Logger
 }
 
 // Result says what a run did.
@@ -77,6 +82,33 @@ type Result struct {
 	// Narrowed is what Narrow reported (the drift repaired or given up).
 	Narrowed []string
 	BackupID string
+	// Replayed, when set, says the no-op record showed nothing changed:
+	// nothing was planned (Plan is nil), and this is what the recorded
+	// sync said.
+	Replayed *noop.Replay
+}
+
+// quiet reports whether the run had nothing to do and nothing to say but
+// warnings: no write, no activation, nothing owed, no conflict, no drift.
+func (r *Result) quiet() bool {
+	return len(r.Written) == 0 && len(r.Done) == 0 && len(r.NotRunning) == 0 && len(r.Pending) == 0 &&
+		len(r.Conflicts) == 0 && len(r.Narrowed) == 0
+}
+
+// keepNoOp keeps the no-op record of a quiet run, its warnings masked.
+func (o Options) keepNoOp(p *plan.Plan) {
+	var warnings []engines.Warning
+	for _, w := range p.AllWarnings() {
+		w.Message = p.Redactor.String(w.Message)
+		warnings = append(warnings, w)
+	}
+	why, err := o.NoOp.Keep(warnings, p.Detected())
+	switch {
+	case err != nil:
+		o.Log.Warn("keeping the no-op record", "err", err)
+	case why != "":
+		o.Log.Debug("no no-op record kept", "why", why)
+	}
 }
 
 // Changed reports whether the run wrote files or performed owed actions.
@@ -106,6 +138,30 @@ func (e *HealthError) Unwrap() error { return e.Err }
 
 // Sync applies s to the node.
 func Sync(ctx context.Context, s *spec.Spec, o Options) (*Result, error) {
+	return SyncFrom(ctx, func() (*spec.Spec, error) { return s, nil }, o)
+}
+
+// SyncFrom applies the spec load returns to the node, unless the no-op
+// record (o.NoOp) shows that nothing a sync which changed nothing read has
+// changed since: then nothing is read, not even the spec. The record is
+// checked before the lock is taken: it is replaced whole, and whatever a
+// sync holding the lock writes changes entries the record lists, so that
+// this one then plans, waiting for the lock as before.
+func SyncFrom(ctx context.Context, load func() (*spec.Spec, error), o Options) (*Result, error) {
+	if o.NoOp != nil {
+		replay, why := o.NoOp.Fresh()
+		if replay != nil {
+			return &Result{Replayed: replay}, nil
+		}
+		o.Log.Debug("planning: the no-op record does not apply", "why", why)
+		if err := o.NoOp.Start(); err != nil {
+			return nil, err
+		}
+	}
+	s, err := load()
+	if err != nil {
+		return nil, err
+	}
 	unlock, err := o.Store.Lock(ctx, o.LockTimeout)
 	if err != nil {
 		return nil, err
@@ -129,6 +185,9 @@ func Sync(ctx context.Context, s *spec.Spec, o Options) (*Result, error) {
 	res, err := run(ctx, p, st, o, runOptions{reason: o.Trigger})
 	if res != nil {
 		res.Conflicts, res.Narrowed = conflicts, narrowed
+	}
+	if o.NoOp != nil && err == nil && res.quiet() {
+		o.keepNoOp(p)
 	}
 	switch {
 	case err != nil || len(conflicts) == 0:

@@ -342,3 +342,25 @@ type UsageError struct{ Err error }
 
 func (e *UsageError) Error() string { return e.Err.Error() }
 func (e *UsageError) Unwrap() error { return e.Err }
+
+// Detected is the one-line summary of detection every command logs, e.g.
+// "containerd=yes(1.6.20) docker=no k3s=no crictl=yes".
+func (p *Plan) Detected() string {
+	var parts []string
+	for _, e := range p.Engines {
+		d := e.Detection
+		s := d.Engine + "="
+		switch {
+		case d.Managed && d.Version != "":
+			s += "yes(" + d.Version + ")"
+		case d.Managed:
+			s += "yes"
+		case d.Found:
+			s += "found,unmanaged"
+		default:
+			s += "no"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, " ")
+}

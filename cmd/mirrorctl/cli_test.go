@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -31,7 +32,14 @@ type host struct {
 	// with the D-Bus recorder; nil runs the real checks against the root.
 	healthy func(engine string) error
 	specs   int
+	// now is mirrorctl's clock; nil stops it when the tests began, so that
+	// nothing a test writes is settled enough for a no-op record (tests of
+	// the record move it on).
+	now func() time.Time
 }
+
+// testsBegan is when this test binary started.
+var testsBegan = time.Now()
 
 func newHost(t testing.TB) *host {
 	t.Helper()
@@ -59,6 +67,10 @@ func (h *host) run(stdin string, args ...string) (code int, stdout, stderr strin
 	var out, errb bytes.Buffer
 	g := &globalFlags{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb}
 	g.dial = func(context.Context) (systemd.Bus, error) { return h.rec, nil }
+	g.now = h.now
+	if g.now == nil {
+		g.now = func() time.Time { return testsBegan }
+	}
 	if h.healthy != nil {
 		g.health = func(_ context.Context, _ *hostfs.Root, a engines.Activation) error { return h.healthy(a.Engine) }
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/mirrorctl/mirrorctl/credentials"
 	"github.com/mirrorctl/mirrorctl/engines"
@@ -71,28 +70,6 @@ func engineNames() []string {
 		out = append(out, e.Name())
 	}
 	return out
-}
-
-// detectLine is the one-line summary logged by every command, e.g.
-// "containerd=yes(1.6.20) docker=no k3s=no crictl=yes".
-func detectLine(p *plan.Plan) string {
-	var parts []string
-	for _, e := range p.Engines {
-		d := e.Detection
-		s := d.Engine + "="
-		switch {
-		case d.Managed && d.Version != "":
-			s += "yes(" + d.Version + ")"
-		case d.Managed:
-			s += "yes"
-		case d.Found:
-			s += "found,unmanaged"
-		default:
-			s += "no"
-		}
-		parts = append(parts, s)
-	}
-	return strings.Join(parts, " ")
 }
 
 func planJSON(p *plan.Plan, withDiff bool) (jsonPlan, error) {

@@ -61,7 +61,7 @@ func planFor(ctx context.Context, g *globalFlags, s *spec.Spec) (*plan.Plan, err
 	if err != nil {
 		return nil, err
 	}
-	o.Log.Debug("detect: " + detectLine(p))
+	o.Log.Debug("detect: " + p.Detected())
 	return p, nil
 }
 

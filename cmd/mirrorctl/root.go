@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -80,6 +81,12 @@ type globalFlags struct {
 	dial func(ctx context.Context) (systemd.Bus, error)
 	// health overrides the engines' health checks; tests only.
 	health func(ctx context.Context, root *hostfs.Root, a engines.Activation) error
+	// now is the clock (time.Now when nil); tests move it on.
+	now func() time.Time
+	// args are the command line (after the program name), which keys the
+	// no-op record.
+	args []string
+
 	// setGCPercent is the runtime's debug.SetGCPercent when GOGC leaves the
 	// collector to mirrorctl: main sets it, tests leave it nil (it would
 	// change their whole process).
@@ -119,9 +126,19 @@ func (g *globalFlags) specOptions() spec.Options {
 	}
 }
 
-func (g *globalFlags) loadSpec() (*spec.Spec, error) {
+func (g *globalFlags) loadSpec() (*spec.Spec, error) { return g.loadSpecWith(os.LookupEnv) }
+
+// loadSpecWith is loadSpec with the spec's environment looked up through
+// lookupEnv. The drop-in directory is looked at through mirrorctl's own
+// root first: the loader lists it with filepath.Glob, and a no-op record
+// must see it (its change time moves when a drop-in comes or goes).
+func (g *globalFlags) loadSpecWith(lookupEnv func(string) (string, bool)) (*spec.Spec, error) {
 	opts := g.specOptions()
 	opts.ReadFile = readOnce(opts.ReadFile)
+	opts.LookupEnv = lookupEnv
+	if abs, err := filepath.Abs(g.configPath()); err == nil {
+		_, _ = g.own.Stat(filepath.Join(filepath.Dir(abs), "conf.d")) // only looked at
+	}
 	s, err := spec.Load(g.configPath(), opts)
 	if err != nil {
 		var se spec.Errors
@@ -243,6 +260,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // runWith is run with the globals prepared; tests set g.dial and g.health.
 func runWith(ctx context.Context, g *globalFlags, args []string) int {
 	stdin, stdout, stderr := g.stdin, g.stdout, g.stderr
+	g.args = args
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	root.SetIn(stdin)

@@ -2,13 +2,21 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mirrorctl/mirrorctl/apply"
 	"github.com/mirrorctl/mirrorctl/engines"
+	"github.com/mirrorctl/mirrorctl/hostfs"
+	"github.com/mirrorctl/mirrorctl/noop"
+	"github.com/mirrorctl/mirrorctl/spec"
 	"github.com/mirrorctl/mirrorctl/state"
+	"golang.org/x/sys/unix"
 )
 
 type syncFlags struct {
@@ -42,23 +50,58 @@ Files mirrorctl did not write are left alone and reported (exit 5) unless
 }
 
 func runSync(ctx context.Context, g *globalFlags, f syncFlags) error {
-	s, err := g.loadSpec()
-	if err != nil {
-		return err
-	}
 	o, err := g.applyOptions("sync")
 	if err != nil {
 		return err
 	}
 	o.Adopt = f.adopt
-	res, err := apply.Sync(ctx, s, o)
-	if res != nil && res.Plan != nil {
-		o.Log.Debug("detect: " + detectLine(res.Plan))
+	lookupEnv := os.LookupEnv
+	if o.NoOp, err = g.noOpKeeper(); err != nil {
+		o.Log.Debug("no no-op record for this run", "err", err)
+	} else {
+		lookupEnv = o.NoOp.LookupEnv
+	}
+	res, err := apply.SyncFrom(ctx, func() (*spec.Spec, error) { return g.loadSpecWith(lookupEnv) }, o)
+	switch {
+	case res != nil && res.Replayed != nil:
+		o.Log.Debug("detect: " + res.Replayed.Detected)
+		o.Log.Debug("nothing a sync read has changed since it found nothing to change; not planning again",
+			"that_sync", res.Replayed.Kept.Local().Format(time.RFC3339))
+		for _, w := range res.Replayed.Warnings {
+			logWarning(o.Log, w)
+		}
+	case res != nil && res.Plan != nil:
+		o.Log.Debug("detect: " + res.Plan.Detected())
 		for _, w := range res.Plan.AllWarnings() {
 			logWarning(o.Log, w)
 		}
 	}
 	return report(g, res, o.PendingWhy, "", err)
+}
+
+// noOpKeeper is the no-op record's keeper for this sync, keyed by the
+// invocation: the binary (another build or package is another program),
+// the working directory (relative paths start there) and the arguments.
+func (g *globalFlags) noOpKeeper() (*noop.Keeper, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(exe, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", exe, err)
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%q %d %d %d %d %d %q", exe, st.Dev, st.Ino, st.Size, st.Mtim.Nano(), st.Ctim.Nano(), cwd)
+	for _, a := range g.args {
+		fmt.Fprintf(h, " %q", a)
+	}
+	return noop.New(noop.Config{Store: g.host, Roots: []*hostfs.Root{g.host, g.own},
+		Key: hex.EncodeToString(h.Sum(nil)), Now: g.now}), nil
 }
 
 // jsonSync is the JSON shape of sync and rollback output.
