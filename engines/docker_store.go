@@ -60,11 +60,19 @@ func detectImageStore(ctx context.Context, h Host, cfg dockerSettings, version s
 	return configuredImageStore(h.FS, cfg, version)
 }
 
+// dockerPIDFile is where dockerd writes its pid at every start (its
+// --pidfile default).
+const dockerPIDFile = "var/run/docker.pid"
+
 // runningImageStore asks dockerd's /info, once and briefly.
 func runningImageStore(ctx context.Context, h Host, socket string) (imageStore, bool) {
 	if h.Resolve == nil {
 		return imageStore{}, false
 	}
+	// The answer is the running daemon's. Its socket may outlive it
+	// (systemd's docker.socket), its pid file does not: looking at it
+	// lets a no-op record (package noop) see a restart.
+	_, _ = fs.Stat(h.FS, dockerPIDFile)
 	sock, err := h.Resolve(socket)
 	if err != nil {
 		return imageStore{}, false

@@ -3,7 +3,7 @@
 // nothing and left no conflict, it keeps a record of what that run read:
 // every directory, link and file its hostfs roots looked at, with their
 // attributes (hostfs.Log), the environment variables the spec named, and
-// the invocation (mirrorctl's binary, working directory and arguments);
+// the invocation (mirrorctl's binary, spec path and flags);
 // and of what the run said (its warnings, its detection line). The next
 // sync checks the record under mirrorctl's lock before it reads anything
 // else. When every entry is as recorded, the spec and the node are as
@@ -66,7 +66,7 @@ type Config struct {
 	// own filesystem (its spec and the files the spec names).
 	Roots []*hostfs.Root
 	// Key identifies the invocation: a record kept by another binary,
-	// working directory or command line is not used.
+	// spec path or command line is not used.
 	Key string
 	// Now is the clock (time.Now when nil); LookupEnv reads the
 	// environment (os.LookupEnv when nil).
@@ -121,7 +121,7 @@ func (k *Keeper) Fresh() (*Replay, string) {
 		return nil, fmt.Sprintf("%s: %v", Path, err)
 	}
 	if h.Key != k.cfg.Key {
-		return nil, "kept by another binary, directory or command line"
+		return nil, "kept by another binary, spec path or command line"
 	}
 	for name, want := range h.Env {
 		if envDigest(k.lookupEnv(name)) != want {

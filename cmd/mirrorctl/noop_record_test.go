@@ -293,9 +293,9 @@ func TestNoOpRecordNotKeptForUnsettledFiles(t *testing.T) {
 	}
 }
 
-// The record belongs to one invocation and one environment: another
-// command line plans (and its output, replayed, is what planning says),
-// and a password_env whose value changed is applied.
+// The record belongs to one invocation and one environment: a
+// password_env whose value changed is applied, a drop-in that came is read,
+// another command line plans; how a sync reports is not the invocation.
 func TestNoOpRecordKeyedByInvocationAndEnvironment(t *testing.T) {
 	h := settledHost(t)
 	t.Setenv("MIRRORCTL_TEST_PASSWORD", "first-secret")
@@ -337,13 +337,31 @@ configs:
 		t.Fatalf("after a drop-in appeared: planned %v, exit %d\n%s%s", p, code, out, errOut)
 	}
 
-	// Another command line (JSON output) is another record; what it prints
-	// replayed is what it printed planning.
-	plannedJSON, replayedJSON := keptAndReplayed(t, h, "--config", spec, "-o", "json")
-	if plannedJSON[0] != replayedJSON[0] || !strings.Contains(plannedJSON[0], `"written": []`) {
-		t.Errorf("JSON: replayed\n%s\nplanned\n%s", replayedJSON[0], plannedJSON[0])
+	keptAndReplayed(t, h, "--config", spec)
+	// How a sync reports (JSON, the log's level and format) is not part of
+	// the invocation: a record kept planning in text is replayed in JSON,
+	// which prints what planning prints in JSON.
+	replayedJSON, code, outJSON, errJSON := h.syncs("--config", spec, "-o", "json")
+	if replayedJSON || code != exitOK {
+		t.Fatalf("the no-op in JSON planned: exit %d\n%s%s", code, outJSON, errJSON)
 	}
+	touch(t, spec)
+	if planned, code, out, errOut := h.syncs("--config", spec, "-o", "json"); !planned || out != outJSON || !strings.Contains(out, `"written": []`) {
+		t.Errorf("JSON: replayed\n%s\nplanning printed (exit %d)\n%s%s", outJSON, code, out, errOut)
+	}
+	// Any other flag is: --engines plans, and keeps its own record.
+	if planned, code, out, errOut := h.syncs("--config", spec, "--engines", "containerd,docker"); !planned || code != exitOK ||
+		!strings.Contains(errOut, "kept by another binary, spec path or command line") {
+		t.Errorf("--engines: planned %v, exit %d\n%s%s", planned, code, out, errOut)
+	}
+}
 
+// touch moves p's change time, its content and times kept.
+func touch(t *testing.T, p string) {
+	t.Helper()
+	fi, err := os.Stat(p)
+	must(t, err)
+	must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
 }
 
 // warnLines are a log's WARN lines without their time.

@@ -83,10 +83,6 @@ type globalFlags struct {
 	health func(ctx context.Context, root *hostfs.Root, a engines.Activation) error
 	// now is the clock (time.Now when nil); tests move it on.
 	now func() time.Time
-	// args are the command line (after the program name), which keys the
-	// no-op record.
-	args []string
-
 	// setGCPercent is the runtime's debug.SetGCPercent when GOGC leaves the
 	// collector to mirrorctl: main sets it, tests leave it nil (it would
 	// change their whole process).
@@ -260,7 +256,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // runWith is run with the globals prepared; tests set g.dial and g.health.
 func runWith(ctx context.Context, g *globalFlags, args []string) int {
 	stdin, stdout, stderr := g.stdin, g.stdout, g.stderr
-	g.args = args
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	root.SetIn(stdin)

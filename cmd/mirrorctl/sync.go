@@ -1,14 +1,15 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/mirrorctl/mirrorctl/apply"
 	"github.com/mirrorctl/mirrorctl/engines"
@@ -42,21 +43,22 @@ Files mirrorctl did not write are left alone and reported (exit 5) unless
 ` + exitCodesHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSync(cmd.Context(), g, f)
+			return runSync(cmd, g, f)
 		},
 	}
 	cmd.Flags().BoolVar(&f.adopt, "adopt", false, "take over files that mirrorctl did not write (they are backed up first; never deleted)")
 	return cmd
 }
 
-func runSync(ctx context.Context, g *globalFlags, f syncFlags) error {
+func runSync(cmd *cobra.Command, g *globalFlags, f syncFlags) error {
+	ctx := cmd.Context()
 	o, err := g.applyOptions("sync")
 	if err != nil {
 		return err
 	}
 	o.Adopt = f.adopt
 	lookupEnv := os.LookupEnv
-	if o.NoOp, err = g.noOpKeeper(); err != nil {
+	if o.NoOp, err = g.noOpKeeper(cmd); err != nil {
 		o.Log.Debug("no no-op record for this run", "err", err)
 	} else {
 		lookupEnv = o.NoOp.LookupEnv
@@ -79,10 +81,14 @@ func runSync(ctx context.Context, g *globalFlags, f syncFlags) error {
 	return report(g, res, o.PendingWhy, "", err)
 }
 
+// outputFlags say only how a command reports: a no-op record kept under
+// one of them is replayed under any other.
+var outputFlags = map[string]bool{"output": true, "log-level": true, "log-format": true}
+
 // noOpKeeper is the no-op record's keeper for this sync, keyed by the
 // invocation: the binary (another build or package is another program),
-// the working directory (relative paths start there) and the arguments.
-func (g *globalFlags) noOpKeeper() (*noop.Keeper, error) {
+// the spec's absolute path, and every flag's value but outputFlags'.
+func (g *globalFlags) noOpKeeper(cmd *cobra.Command) (*noop.Keeper, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -91,15 +97,17 @@ func (g *globalFlags) noOpKeeper() (*noop.Keeper, error) {
 	if err := unix.Stat(exe, &st); err != nil {
 		return nil, fmt.Errorf("%s: %w", exe, err)
 	}
-	cwd, err := os.Getwd()
+	config, err := filepath.Abs(g.configPath())
 	if err != nil {
 		return nil, err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%q %d %d %d %d %d %q", exe, st.Dev, st.Ino, st.Size, st.Mtim.Nano(), st.Ctim.Nano(), cwd)
-	for _, a := range g.args {
-		fmt.Fprintf(h, " %q", a)
-	}
+	fmt.Fprintf(h, "%q %d %d %d %d %d %q", exe, st.Dev, st.Ino, st.Size, st.Mtim.Nano(), st.Ctim.Nano(), config)
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if !outputFlags[f.Name] {
+			fmt.Fprintf(h, " --%s=%q", f.Name, f.Value.String())
+		}
+	})
 	return noop.New(noop.Config{Store: g.host, Roots: []*hostfs.Root{g.host, g.own},
 		Key: hex.EncodeToString(h.Sum(nil)), Now: g.now}), nil
 }

@@ -185,6 +185,10 @@ func (r *report) targets() []string {
 		raw := float64(median(walls(noop1000.result.thing))) / float64(median(walls(noop20.result.thing)))
 		out = append(out, fmt.Sprintf("%s no-op sync, 1,000 registries, ≤ 10× the 20-registry no-op: %.1f× (each against its own floor; %.1f× in raw medians)", verdict(x <= 10), x, raw))
 	}
+	if p20, p1000 := r.find(planningScenario("20 registries")), r.find(planningScenario("1000 registries")); p20 != nil && p1000 != nil && noop20 != nil {
+		out = append(out, fmt.Sprintf("(the same no-ops planning, as before the no-op record: 20 registries %.2f×, 1,000 registries %.1f× the 20-registry one)",
+			ratio(p20.result), ratio(p1000.result)/ratio(p20.result)))
+	}
 	for _, n := range []string{"20", "1000"} {
 		if s := r.find("changed `sync` (first sync of a fresh copy), " + n + " registries"); s != nil {
 			x := ratio(s.result)
