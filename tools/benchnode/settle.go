@@ -92,21 +92,22 @@ func restartedByHand(root string, argv []string) error {
 	return nil
 }
 
-// keepRecords waits until the roots' last change has settled, then runs
-// each no-op sync (argv) until it answers from its record, failing with
-// mirrorctl's reason when it does not within three runs (the first may
-// create the record's directory, the next keeps the record).
+// keepRecords runs each no-op sync (argv) until it answers from its
+// record, waiting for the last change to settle before each try; it fails
+// with mirrorctl's reason when one has not after four tries (the first
+// may create the record's directory, and a sync that repairs a file the
+// stand-ins changed starts the wait again).
 func keepRecords(noops [][]string) error {
-	time.Sleep(settle)
 	for _, argv := range noops {
 		debug := append(append([]string(nil), argv[:len(argv)-1]...), "--log-level", "debug", argv[len(argv)-1])
 		var last []byte
-		for range 3 {
+		for range 4 {
+			time.Sleep(settle)
 			out, err := exec.Command(debug[0], debug[1:]...).CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("%s: %v\n%s", strings.Join(debug, " "), err, out)
 			}
-			if strings.Contains(string(out), "pending") {
+			if strings.HasPrefix(string(out), "pending: ") || strings.Contains(string(out), "\npending: ") {
 				return fmt.Errorf("%s still owes a restart:\n%s", strings.Join(argv, " "), out)
 			}
 			if strings.Contains(string(out), "not planning again") {
