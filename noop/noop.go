@@ -5,8 +5,9 @@
 // attributes (hostfs.Log), the environment variables the spec named, and
 // the invocation (mirrorctl's binary, spec path and flags);
 // and of what the run said (its warnings, its detection line). The next
-// sync checks the record under mirrorctl's lock before it reads anything
-// else. When every entry is as recorded, the spec and the node are as
+// sync checks the record before it reads anything else (before the lock:
+// the record is replaced whole, and a sync holding the lock changes what
+// the record lists before it is done). When every entry is as recorded, the spec and the node are as
 // that run found them, so planning again would find nothing to do: the
 // sync says again what that run said and stops.
 //
@@ -106,8 +107,7 @@ type header struct {
 }
 
 // Fresh returns what the recorded no-op said when nothing it read has
-// changed since; otherwise nil and why not. Call it holding mirrorctl's
-// lock, before Start.
+// changed since; otherwise nil and why not. Call it before Start.
 func (k *Keeper) Fresh() (*Replay, string) {
 	data, err := k.cfg.Store.ReadFile(Path, maxRecord)
 	if errors.Is(err, fs.ErrNotExist) {

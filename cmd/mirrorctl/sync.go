@@ -81,13 +81,20 @@ func runSync(cmd *cobra.Command, g *globalFlags, f syncFlags) error {
 	return report(g, res, o.PendingWhy, "", err)
 }
 
-// outputFlags say only how a command reports: a no-op record kept under
-// one of them is replayed under any other.
-var outputFlags = map[string]bool{"output": true, "log-level": true, "log-format": true}
+// reportsOnly says whether a flag only says how a command reports: a
+// no-op record kept under one of its values is replayed under any other.
+func reportsOnly(flag string) bool {
+	switch flag {
+	case "output", "log-level", "log-format":
+		return true
+	}
+	return false
+}
 
 // noOpKeeper is the no-op record's keeper for this sync, keyed by the
 // invocation: the binary (another build or package is another program),
-// the spec's absolute path, and every flag's value but outputFlags'.
+// the spec's absolute path, and every flag's value but those reportsOnly
+// names.
 func (g *globalFlags) noOpKeeper(cmd *cobra.Command) (*noop.Keeper, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -104,7 +111,7 @@ func (g *globalFlags) noOpKeeper(cmd *cobra.Command) (*noop.Keeper, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%q %d %d %d %d %d %q", exe, st.Dev, st.Ino, st.Size, st.Mtim.Nano(), st.Ctim.Nano(), config)
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if !outputFlags[f.Name] {
+		if !reportsOnly(f.Name) {
 			fmt.Fprintf(h, " --%s=%q", f.Name, f.Value.String())
 		}
 	})
