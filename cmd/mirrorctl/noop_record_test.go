@@ -482,3 +482,25 @@ func TestNoOpRecordSeesAnEngineUpgradedInPlace(t *testing.T) {
 		t.Errorf("the replay says\n%s", replayed[1])
 	}
 }
+
+// A running dockerd's image store is asked over its socket, which may
+// outlive the daemon (docker.socket); dockerd rewrites its pid file at
+// every start, and a restart seen there makes the next sync plan.
+func TestNoOpRecordSeesDockerdRestarted(t *testing.T) {
+	h := settledHost(t)
+	spec := h.spec("https://nexus.example.internal:8443", "https://g.example.internal", "u")
+	pidFile := filepath.Join(h.root, "var/run/docker.pid")
+	must(t, os.MkdirAll(filepath.Dir(pidFile), 0o755))
+	must(t, os.WriteFile(pidFile, []byte("4242\n"), 0o644))
+	if code, out, errOut := h.run("", "--config", spec, "sync", "--adopt"); code != exitOK {
+		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
+	}
+	keptAndReplayed(t, h, "--config", spec)
+	if _, ok := recorded(t, h)[pidFile]; !ok {
+		t.Fatalf("the record does not name %s", pidFile)
+	}
+	must(t, os.WriteFile(pidFile, []byte("4343\n"), 0o644)) // the same size, in place
+	if planned, code, out, errOut := h.syncs("--config", spec); !planned || code != exitOK {
+		t.Errorf("after dockerd's pid file was rewritten: planned %v, exit %d\n%s%s", planned, code, out, errOut)
+	}
+}
