@@ -182,6 +182,11 @@ func SyncFrom(ctx context.Context, load func() (*spec.Spec, error), o Options) (
 		}
 	}
 	p, conflicts := p.ExcludeConflicts(o.Root, st, o.Adopt)
+	if o.NoOp != nil {
+		// What the plan read is all a record may vouch for: the run's own
+		// writes (and a changed sync's thousands of them) are not noted.
+		o.NoOp.Planned()
+	}
 	res, err := run(ctx, p, st, o, runOptions{reason: o.Trigger})
 	if res != nil {
 		res.Conflicts, res.Narrowed = conflicts, narrowed

@@ -21,6 +21,7 @@ package noop
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -69,10 +70,8 @@ type Config struct {
 	// Key identifies the invocation: a record kept by another binary,
 	// spec path or command line is not used.
 	Key string
-	// Now is the clock (time.Now when nil); LookupEnv reads the
-	// environment (os.LookupEnv when nil).
-	Now       func() time.Time
-	LookupEnv func(string) (string, bool)
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 }
 
 // A Keeper checks the record before a sync and keeps it after one. One
@@ -81,6 +80,10 @@ type Keeper struct {
 	cfg   Config
 	log   *hostfs.Log
 	start time.Time
+	// seen and unseen are what the log held when the plan was made, or
+	// why it cannot vouch for it (Planned).
+	seen   map[string][]hostfs.Observed
+	unseen string
 
 	mu  sync.Mutex
 	env map[string]string // name -> digest of the value as looked up
@@ -124,7 +127,7 @@ func (k *Keeper) Fresh() (*Replay, string) {
 		return nil, "kept by another binary, spec path or command line"
 	}
 	for name, want := range h.Env {
-		if envDigest(k.lookupEnv(name)) != want {
+		if envDigest(os.LookupEnv(name)) != want {
 			return nil, "environment variable " + name + " changed"
 		}
 	}
@@ -165,40 +168,43 @@ func (k *Keeper) Start() error {
 // LookupEnv looks up an environment variable for the spec and notes what
 // it found (as a digest: a password_env's value is a secret).
 func (k *Keeper) LookupEnv(name string) (string, bool) {
-	v, ok := k.lookupEnv(name)
+	v, ok := os.LookupEnv(name)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.env[name] = envDigest(v, ok)
 	return v, ok
 }
 
-// Keep ends the log and writes the record of this run, whose warnings and
-// detection line are given (with secrets already masked). Call it holding
-// mirrorctl's lock, only after a sync that changed nothing and owes
-// nothing. It returns why it kept no record when it kept none.
-func (k *Keeper) Keep(warnings []engines.Warning, detected string) (string, error) {
+// Planned ends the log: the plan is made, and what the sync reads from
+// here on (its own writes) is no input of it.
+func (k *Keeper) Planned() {
 	if k.log == nil {
-		return "", errors.New("the no-op record was not started")
+		k.unseen = "the no-op record was not started"
+		return
 	}
 	seen, err := k.log.Stop()
 	if err != nil {
-		return err.Error(), nil
+		k.unseen = err.Error()
+		return
+	}
+	k.seen = seen
+}
+
+// Keep writes the record of this run, whose warnings and detection line
+// are given (with secrets already masked). Call it holding mirrorctl's
+// lock, only after a sync that changed nothing and owes nothing. It
+// returns why it kept no record when it kept none.
+func (k *Keeper) Keep(warnings []engines.Warning, detected string) (string, error) {
+	if k.seen == nil {
+		return cmp.Or(k.unseen, "the plan was not made"), nil
 	}
 	limit := k.start.Add(-settle).UnixNano()
-	for dir, entries := range seen {
+	for dir, entries := range k.seen {
 		for _, o := range entries {
 			if o.ChangedSince(limit) {
 				return fmt.Sprintf("%s changed less than %s before this run", path.Join(dir, o.Path), settle), nil
 			}
 		}
-	}
-	k.mu.Lock()
-	env := maps.Clone(k.env)
-	k.mu.Unlock()
-	h := header{Key: k.cfg.Key, Env: env, Replay: Replay{Kept: k.start.UTC(), Warnings: warnings, Detected: detected}}
-	data, err := encode(h, seen)
-	if err != nil {
-		return "", err
 	}
 	if _, err := k.cfg.Store.Lstat(Dir); errors.Is(err, fs.ErrNotExist) {
 		// Creating the directory changes the state directory, which this
@@ -207,6 +213,14 @@ func (k *Keeper) Keep(warnings []engines.Warning, detected string) (string, erro
 			return "", fmt.Errorf("keeping the no-op record: %w", err)
 		}
 		return "created " + Dir + "; the next sync that changes nothing keeps the record", nil
+	}
+	k.mu.Lock()
+	env := maps.Clone(k.env)
+	k.mu.Unlock()
+	h := header{Key: k.cfg.Key, Env: env, Replay: Replay{Kept: k.start.UTC(), Warnings: warnings, Detected: detected}}
+	data, err := encode(h, k.seen)
+	if err != nil {
+		return "", err
 	}
 	if fi, err := k.cfg.Store.Lstat(Path); err == nil && !fi.Mode().IsRegular() {
 		// Not a record (root alone can write here): it goes, as a record
@@ -226,13 +240,6 @@ func (k *Keeper) now() time.Time {
 		return k.cfg.Now()
 	}
 	return time.Now()
-}
-
-func (k *Keeper) lookupEnv(name string) (string, bool) {
-	if k.cfg.LookupEnv != nil {
-		return k.cfg.LookupEnv(name)
-	}
-	return os.LookupEnv(name)
 }
 
 // envDigest stands for a variable's value in the record.

@@ -125,16 +125,11 @@ func (g *globalFlags) specOptions() spec.Options {
 func (g *globalFlags) loadSpec() (*spec.Spec, error) { return g.loadSpecWith(os.LookupEnv) }
 
 // loadSpecWith is loadSpec with the spec's environment looked up through
-// lookupEnv. The drop-in directory is looked at through mirrorctl's own
-// root first: the loader lists it with filepath.Glob, and a no-op record
-// must see it (its change time moves when a drop-in comes or goes).
+// lookupEnv.
 func (g *globalFlags) loadSpecWith(lookupEnv func(string) (string, bool)) (*spec.Spec, error) {
 	opts := g.specOptions()
 	opts.ReadFile = readOnce(opts.ReadFile)
 	opts.LookupEnv = lookupEnv
-	if abs, err := filepath.Abs(g.configPath()); err == nil {
-		_, _ = g.own.Stat(filepath.Join(filepath.Dir(abs), "conf.d")) // only looked at
-	}
 	s, err := spec.Load(g.configPath(), opts)
 	if err != nil {
 		var se spec.Errors

@@ -57,13 +57,21 @@ func runSync(cmd *cobra.Command, g *globalFlags, f syncFlags) error {
 		return err
 	}
 	o.Adopt = f.adopt
-	lookupEnv := os.LookupEnv
+	load := g.loadSpec
 	if o.NoOp, err = g.noOpKeeper(cmd); err != nil {
 		o.Log.Debug("no no-op record for this run", "err", err)
 	} else {
-		lookupEnv = o.NoOp.LookupEnv
+		load = func() (*spec.Spec, error) {
+			// The loader lists conf.d with filepath.Glob: look at it through
+			// mirrorctl's own root too, so that the record sees a drop-in
+			// come or go (the directory's, or its parent's, times move).
+			if abs, err := filepath.Abs(g.configPath()); err == nil {
+				_, _ = g.own.Stat(filepath.Join(filepath.Dir(abs), "conf.d"))
+			}
+			return g.loadSpecWith(o.NoOp.LookupEnv)
+		}
 	}
-	res, err := apply.SyncFrom(ctx, func() (*spec.Spec, error) { return g.loadSpecWith(lookupEnv) }, o)
+	res, err := apply.SyncFrom(ctx, load, o)
 	switch {
 	case res != nil && res.Replayed != nil:
 		o.Log.Debug("detect: " + res.Replayed.Detected)
